@@ -1,0 +1,385 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// stewardBin is the real binary under test, built once by TestMain (with
+// the race detector when the tests run with it).
+var stewardBin string
+
+func TestMain(m *testing.M) {
+	if mode := os.Getenv("STEWARD_TEST_HELPER"); mode != "" {
+		os.Exit(helper(mode, os.Args[1:]))
+	}
+	dir, err := os.MkdirTemp("", "steward-test-")
+	if err != nil {
+		panic(err)
+	}
+	stewardBin = filepath.Join(dir, "steward")
+	args := []string{"build", "-o", stewardBin}
+	if raceEnabled {
+		args = append(args, "-race")
+	}
+	build := exec.Command("go", append(args, ".")...)
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building steward:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// helper runs the test binary as a program under steward, for behaviour a
+// shell can't give: "listen" accepts TCP connections on $LISTEN_ADDR and
+// "http" answers 200 there, both after $LISTEN_DELAY.
+func helper(mode string, args []string) int {
+	if d, err := time.ParseDuration(os.Getenv("LISTEN_DELAY")); err == nil {
+		time.Sleep(d)
+	}
+	ln, err := net.Listen("tcp", os.Getenv("LISTEN_ADDR"))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	switch mode {
+	case "listen":
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return 1
+			}
+			c.Close()
+		}
+	case "http":
+		http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") }))
+	}
+	return 1
+}
+
+// freeAddr reserves a loopback address from the kernel (port 0) for a
+// program steward starts later.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// lockedBuffer collects a child's output while the test reads it.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func (b *lockedBuffer) Bytes() []byte {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return bytes.Clone(b.buf.Bytes())
+}
+
+type runOpts struct {
+	config  string   // TOML, written to a file given with --config
+	command []string // after --
+	env     []string
+	// hostPIDNS runs steward without a new PID namespace, as a subreaper.
+	hostPIDNS bool
+	// stdio, when set, replaces the pipes (a terminal, say).
+	stdio *os.File
+	// setctty makes stdio the controlling terminal of a new session.
+	setctty bool
+}
+
+type instance struct {
+	t      *testing.T
+	cmd    *exec.Cmd
+	dir    string
+	stdout *lockedBuffer
+	stderr *lockedBuffer
+	done   chan struct{}
+	code   int
+}
+
+// start runs steward, by default as PID 1 of a fresh PID namespace, with
+// JSON logs so the test can read its events.
+func start(t *testing.T, o runOpts) *instance {
+	t.Helper()
+	in := &instance{t: t, dir: t.TempDir(), stdout: &lockedBuffer{}, stderr: &lockedBuffer{}, done: make(chan struct{})}
+	var args []string
+	if o.config != "" {
+		path := filepath.Join(in.dir, "steward.toml")
+		if err := os.WriteFile(path, []byte(o.config), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		args = append(args, "--config", path)
+	}
+	if len(o.command) > 0 {
+		args = append(append(args, "--"), o.command...)
+	}
+	in.cmd = exec.Command(stewardBin, args...)
+	in.cmd.Env = append(os.Environ(), "STEWARD_LOG_FORMAT=json", "STEWARD_LOG_LEVEL=debug", "T="+in.dir)
+	in.cmd.Env = append(in.cmd.Env, o.env...)
+	in.cmd.Dir = in.dir
+	in.cmd.SysProcAttr = &syscall.SysProcAttr{}
+	if !o.hostPIDNS {
+		in.cmd.SysProcAttr.Cloneflags = syscall.CLONE_NEWPID
+	}
+	if o.stdio != nil {
+		in.cmd.Stdin, in.cmd.Stdout, in.cmd.Stderr = o.stdio, o.stdio, o.stdio
+	} else {
+		in.cmd.Stdout, in.cmd.Stderr = in.stdout, in.stderr
+	}
+	if o.setctty {
+		in.cmd.SysProcAttr.Setsid = true
+		in.cmd.SysProcAttr.Setctty = true
+	}
+	if err := in.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		in.cmd.Wait()
+		in.code = in.cmd.ProcessState.ExitCode()
+		if ws, ok := in.cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			in.code = 128 + int(ws.Signal())
+		}
+		close(in.done)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-in.done:
+		default:
+			in.cmd.Process.Kill()
+			<-in.done
+		}
+		if t.Failed() {
+			t.Logf("steward stderr:\n%s", in.stderr.String())
+			t.Logf("steward stdout:\n%s", in.stdout.String())
+		}
+	})
+	return in
+}
+
+func (in *instance) pid() int { return in.cmd.Process.Pid }
+
+func (in *instance) signal(sig syscall.Signal) {
+	in.t.Helper()
+	if err := in.cmd.Process.Signal(sig); err != nil {
+		in.t.Fatalf("signal %v: %v", sig, err)
+	}
+}
+
+// wait returns steward's exit code; the limit only guards against a hang.
+func (in *instance) wait() int {
+	in.t.Helper()
+	select {
+	case <-in.done:
+		return in.code
+	case <-time.After(60 * time.Second):
+		in.t.Fatal("steward did not exit")
+		return -1
+	}
+}
+
+// event is one line of steward's JSON log.
+type event map[string]any
+
+func (e event) str(k string) string {
+	if v, ok := e[k].(string); ok {
+		return v
+	}
+	return ""
+}
+
+func (e event) num(k string) int {
+	if v, ok := e[k].(float64); ok {
+		return int(v)
+	}
+	return -1
+}
+
+// logLines parses steward's log so far.
+func (in *instance) logLines() []event {
+	var out []event
+	sc := bufio.NewScanner(strings.NewReader(in.stderr.String()))
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var e event
+		if json.Unmarshal(sc.Bytes(), &e) == nil && e["msg"] != nil {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// events lists the program events, optionally of one program.
+func (in *instance) events(program string) []event {
+	var out []event
+	for _, e := range in.logLines() {
+		if strings.HasPrefix(e.str("msg"), "program ") && (program == "" || e.str("program") == program) {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func (e event) kind() string { return strings.TrimPrefix(e.str("msg"), "program ") }
+
+// index returns the position of the first event of program with kind, or -1.
+func index(events []event, program, kind string) int {
+	for i, e := range events {
+		if e.str("program") == program && e.kind() == kind {
+			return i
+		}
+	}
+	return -1
+}
+
+// eventually polls cond until it holds; the limit only guards a hang.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// waitEvent waits for the first event of program with kind.
+func (in *instance) waitEvent(program, kind string) event {
+	in.t.Helper()
+	var found event
+	eventually(in.t, program+" "+kind, func() bool {
+		evs := in.events(program)
+		if i := index(evs, program, kind); i >= 0 {
+			found = evs[i]
+			return true
+		}
+		select {
+		case <-in.done:
+			in.t.Fatalf("steward exited (code %d) before %s %s", in.code, program, kind)
+		default:
+		}
+		return false
+	})
+	return found
+}
+
+// proc is a process as /proc shows it.
+type proc struct {
+	pid, ppid, pgrp int
+	state           string
+	comm            string
+}
+
+func readProc(pid int) (proc, bool) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return proc{}, false
+	}
+	open, close := bytes.IndexByte(b, '('), bytes.LastIndexByte(b, ')')
+	f := strings.Fields(string(b[close+1:]))
+	p := proc{pid: pid, comm: string(b[open+1 : close]), state: f[0]}
+	p.ppid, _ = strconv.Atoi(f[1])
+	p.pgrp, _ = strconv.Atoi(f[2])
+	return p, true
+}
+
+// nsProcs lists the processes in steward's PID namespace, steward included.
+func (in *instance) nsProcs() []proc {
+	ns, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/pid", in.pid()))
+	if err != nil {
+		return nil
+	}
+	entries, _ := os.ReadDir("/proc")
+	var out []proc
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if l, err := os.Readlink("/proc/" + e.Name() + "/ns/pid"); err != nil || l != ns {
+			continue
+		}
+		if p, ok := readProc(pid); ok {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func zombies(procs []proc) []proc {
+	var z []proc
+	for _, p := range procs {
+		if p.state == "Z" {
+			z = append(z, p)
+		}
+	}
+	return z
+}
+
+// readInts reads a file of whitespace-separated integers.
+func readInts(t *testing.T, path string) []int {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []int
+	for _, f := range strings.Fields(string(b)) {
+		n, err := strconv.Atoi(f)
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		out = append(out, n)
+	}
+	return out
+}
+
+func alive(pid int) bool {
+	p, ok := readProc(pid)
+	return ok && p.state != "Z"
+}
+
+// exitCode of a finished command's error.
+func exitCode(err error) int {
+	if err == nil {
+		return 0
+	}
+	if ee, ok := err.(*exec.ExitError); ok {
+		return ee.ExitCode()
+	}
+	return -1
+}

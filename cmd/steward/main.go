@@ -1,0 +1,165 @@
+// Command steward is the PID 1 of an application's container: it supervises
+// the app's programs and ships their metrics, logs and health.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"runtime/debug"
+	"strings"
+
+	"github.com/stewardhq/steward/configs"
+	"github.com/stewardhq/steward/supervisor"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+const usage = `steward: PID 1 for application containers.
+
+Usage:
+  steward [--config FILE] [--] [CMD [ARG...]]   supervise (CMD is the main program)
+  steward validate [--config FILE] [-- CMD...]  check a configuration, exit 2 if bad
+  steward version                               print the version
+
+The config file can also be given as STEWARD_CONFIG. Settings can be
+overridden with STEWARD_* variables; see the README.
+`
+
+// Exit codes of steward itself, beside the main program's code.
+const (
+	exitUsage  = 2 // bad flags or configuration
+	exitFailed = 1 // steward could not start at all
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 {
+		switch args[0] {
+		case supervisor.ChainLoadArg:
+			err := supervisor.ChainLoad(args[1:])
+			fmt.Fprintln(stderr, "steward:", err)
+			return supervisor.ChainLoadExitCode(err)
+		case "version":
+			fmt.Fprintln(stdout, "steward", versionString())
+			return 0
+		case "validate":
+			return validate(args[1:], stdout, stderr)
+		case "help":
+			fmt.Fprint(stdout, usage)
+			return 0
+		}
+	}
+	return supervise(args, stderr)
+}
+
+func versionString() string {
+	v := version
+	if info, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range info.Settings {
+			if s.Key == "vcs.revision" && len(s.Value) >= 7 {
+				v += " (" + s.Value[:7] + ")"
+			}
+		}
+	}
+	return v
+}
+
+// parseArgs reads the flags shared by running and validating; the rest of
+// the arguments are the main program's command.
+func parseArgs(name string, args []string, stderr io.Writer) (configs.Options, error) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, usage) }
+	path := fs.String("config", os.Getenv("STEWARD_CONFIG"), "config file (TOML)")
+	fs.StringVar(path, "c", *path, "config file (short for --config)")
+	if err := fs.Parse(args); err != nil {
+		return configs.Options{}, err
+	}
+	return configs.Options{Path: *path, Environ: os.Environ(), Command: fs.Args()}, nil
+}
+
+func loadConfig(opts configs.Options, stderr io.Writer) (*configs.Config, bool) {
+	if opts.Path == "" && len(opts.Command) == 0 {
+		fmt.Fprint(stderr, "steward: nothing to run: give a command after --, or a config with --config or STEWARD_CONFIG\n\n"+usage)
+		return nil, false
+	}
+	cfg, err := configs.Load(opts)
+	if err != nil {
+		var cerr *configs.Error
+		if errors.As(err, &cerr) {
+			fmt.Fprintf(stderr, "steward: invalid configuration (%d problems):\n", len(cerr.Problems))
+			for _, p := range cerr.Problems {
+				fmt.Fprintln(stderr, p.String())
+			}
+		} else {
+			fmt.Fprintln(stderr, "steward:", err)
+		}
+		return nil, false
+	}
+	return cfg, true
+}
+
+func validate(args []string, stdout, stderr io.Writer) int {
+	opts, err := parseArgs("validate", args, stderr)
+	if err != nil {
+		return exitUsage
+	}
+	if opts.Path == "" && len(opts.Command) == 0 {
+		fmt.Fprintln(stderr, "steward validate: give --config FILE (or STEWARD_CONFIG)")
+		return exitUsage
+	}
+	cfg, ok := loadConfig(opts, stderr)
+	if !ok {
+		return exitUsage
+	}
+	fmt.Fprintf(stdout, "%s: ok, %d programs (%s)\n", describe(opts), len(cfg.Programs), strings.Join(cfg.Order, ", "))
+	return 0
+}
+
+func describe(opts configs.Options) string {
+	if opts.Path != "" {
+		return opts.Path
+	}
+	return "command line"
+}
+
+func newLogger(cfg *configs.Config, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.Steward.LogLevel))
+	hopts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler = slog.NewTextHandler(w, hopts)
+	if cfg.Steward.LogFormat == "json" {
+		h = slog.NewJSONHandler(w, hopts)
+	}
+	return slog.New(h).With("app", cfg.Steward.App)
+}
+
+func supervise(args []string, stderr io.Writer) int {
+	opts, err := parseArgs("steward", args, stderr)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return exitUsage
+	}
+	cfg, ok := loadConfig(opts, stderr)
+	if !ok {
+		return exitUsage
+	}
+	log := newLogger(cfg, stderr)
+	sup, err := supervisor.New(cfg, log)
+	if err != nil {
+		log.Error("cannot start", "err", err)
+		return exitFailed
+	}
+	return sup.Run(context.Background())
+}

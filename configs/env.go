@@ -1,0 +1,71 @@
+package configs
+
+import (
+	"strings"
+)
+
+// EnvSetting ties an environment variable to a config key. Environment
+// values override the file, so one image can run in many environments
+// (twelve-factor).
+type EnvSetting struct {
+	Name string // STEWARD_...
+	Key  string // dotted config key
+	// Secret settings are removed from every program's environment and
+	// never printed.
+	Secret bool
+}
+
+// EnvSettings lists every STEWARD_* variable steward reads. STEWARD_CONFIG
+// (the config file's path) is read by the command line.
+var EnvSettings = []EnvSetting{
+	{Name: "STEWARD_APP", Key: "steward.app"},
+	{Name: "STEWARD_VERSION", Key: "steward.version"},
+	{Name: "STEWARD_HOST", Key: "steward.host"},
+	{Name: "STEWARD_LOG_LEVEL", Key: "steward.log_level"},
+	{Name: "STEWARD_LOG_FORMAT", Key: "steward.log_format"},
+	{Name: "STEWARD_SHUTDOWN_TIMEOUT", Key: "steward.shutdown_timeout"},
+	{Name: "STEWARD_SUCCESS_EXIT_CODES", Key: "steward.success_exit_codes"},
+	{Name: "STEWARD_OUTPUT_PREFIX", Key: "steward.output_prefix"},
+	{Name: "STEWARD_OUTPUT_TIMESTAMPS", Key: "steward.output_timestamps"},
+	{Name: "STEWARD_MAX_LINE_BYTES", Key: "steward.max_line_bytes"},
+}
+
+// SecretEnvNames lists the variables that must never reach a program.
+func SecretEnvNames() []string {
+	var names []string
+	for _, s := range EnvSettings {
+		if s.Secret {
+			names = append(names, s.Name)
+		}
+	}
+	return names
+}
+
+// applyEnv writes every set STEWARD_* variable into the tree at its key.
+func applyEnv(tree map[string]any, environ []string) {
+	set := map[string]string{}
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok && strings.HasPrefix(k, "STEWARD_") {
+			set[k] = v
+		}
+	}
+	for _, s := range EnvSettings {
+		v, ok := set[s.Name]
+		if !ok || v == "" {
+			continue
+		}
+		parts := strings.Split(s.Key, ".")
+		node := tree
+		for _, part := range parts[:len(parts)-1] {
+			child, ok := node[part].(map[string]any)
+			if !ok {
+				// A non-table here is a type error the decoder reports
+				// for the file; the environment replaces it.
+				child = map[string]any{}
+				node[part] = child
+			}
+			node = child
+		}
+		node[parts[len(parts)-1]] = envValue{name: s.Name, value: v}
+	}
+}

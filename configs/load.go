@@ -1,0 +1,495 @@
+package configs
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/pelletier/go-toml/v2"
+	"github.com/pelletier/go-toml/v2/unstable"
+)
+
+// Problem is one thing wrong with the configuration.
+type Problem struct {
+	Source  string // the file, "env NAME" or "command line"
+	Line    int    // 0 when unknown or not from a file
+	Key     string // dotted key, e.g. programs.web.stop_timeout
+	Message string
+}
+
+func (p Problem) String() string {
+	var b strings.Builder
+	b.WriteString(p.Source)
+	if p.Line > 0 {
+		b.WriteString(":" + strconv.Itoa(p.Line))
+	}
+	if p.Key != "" {
+		b.WriteString(": " + p.Key)
+	}
+	b.WriteString(": " + p.Message)
+	return b.String()
+}
+
+// Error lists every problem found; Load returns it when there is any.
+type Error struct {
+	Problems []Problem
+}
+
+func (e *Error) Error() string {
+	lines := make([]string, len(e.Problems))
+	for i, p := range e.Problems {
+		lines[i] = p.String()
+	}
+	return "configs: " + strings.Join(lines, "\n")
+}
+
+// Options says where the configuration comes from.
+type Options struct {
+	// Path of the TOML file; empty for none.
+	Path string
+	// Environ is the environment (os.Environ()) read for STEWARD_* settings.
+	Environ []string
+	// Command, from "steward -- CMD ARGS", is the main program: it replaces
+	// the command of the program marked main, or is added as a new program.
+	Command []string
+}
+
+// Load reads, overrides, decodes and validates the configuration. A returned
+// *Error lists every problem, each naming its file, line and key.
+func Load(opts Options) (*Config, error) {
+	d := &decoder{source: "command line"}
+	tree := map[string]any{}
+	if opts.Path != "" {
+		d.source = opts.Path
+		data, err := os.ReadFile(opts.Path)
+		if err != nil {
+			return nil, &Error{[]Problem{{Source: opts.Path, Message: fmt.Sprintf("cannot read: %v", errors.Unwrap(err))}}}
+		}
+		if err := toml.Unmarshal(data, &tree); err != nil {
+			return nil, &Error{[]Problem{syntaxProblem(opts.Path, err)}}
+		}
+		d.lines = indexLines(data)
+	}
+	applyEnv(tree, opts.Environ)
+
+	cfg := &Config{File: opts.Path}
+	cfg.Steward.setDefaults()
+	d.decode("", tree, reflect.ValueOf(cfg).Elem())
+	if cfg.Programs == nil {
+		cfg.Programs = map[string]*Program{}
+	}
+	for name, p := range cfg.Programs {
+		p.Name = name
+	}
+	cfg.Order = d.programOrder(cfg.Programs)
+	if len(opts.Command) > 0 {
+		d.addCommand(cfg, opts.Command)
+	}
+	// Fields that failed to decode keep their defaults, so the semantic
+	// checks still run and the user sees every problem at once.
+	d.validate(cfg)
+	if len(d.problems) > 0 {
+		sort.SliceStable(d.problems, func(i, j int) bool {
+			a, b := d.problems[i], d.problems[j]
+			if a.Source != b.Source {
+				return a.Source == d.source // file first, then env
+			}
+			return a.Line < b.Line
+		})
+		return nil, &Error{d.problems}
+	}
+	return cfg, nil
+}
+
+func syntaxProblem(path string, err error) Problem {
+	var de *toml.DecodeError
+	if errors.As(err, &de) {
+		line, _ := de.Position()
+		return Problem{Source: path, Line: line, Key: strings.Join(de.Key(), "."), Message: "TOML syntax: " + strings.TrimPrefix(de.Error(), "toml: ")}
+	}
+	return Problem{Source: path, Message: "TOML: " + err.Error()}
+}
+
+// addCommand makes argv the main program.
+func (d *decoder) addCommand(cfg *Config, argv []string) {
+	if p := cfg.MainProgram(); p != nil {
+		p.Command = argv
+		return
+	}
+	name := programName(argv[0])
+	if _, taken := cfg.Programs[name]; taken || name == "" {
+		name = "main"
+	}
+	if _, taken := cfg.Programs[name]; taken {
+		d.add("", "programs."+name, "a program named %q exists; mark it main = true to run the command line in its place", name)
+		return
+	}
+	p := &Program{Name: name, Command: argv, Main: true}
+	p.setDefaults()
+	cfg.Programs[name] = p
+	cfg.Order = append(cfg.Order, name)
+}
+
+// programName derives a program name from a command: its base name with
+// characters outside [A-Za-z0-9_-] replaced.
+func programName(cmd string) string {
+	base := filepath.Base(cmd)
+	return strings.Map(func(r rune) rune {
+		if r == '-' || r == '_' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' {
+			return r
+		}
+		return '_'
+	}, base)
+}
+
+func (s *Steward) setDefaults() {
+	s.LogLevel = "info"
+	s.LogFormat = "text"
+	s.ShutdownTimeout = Duration(DefaultShutdownTimeout)
+	s.OutputPrefix = "auto"
+	s.MaxLineBytes = DefaultMaxLineBytes
+	s.LogBufferLines = DefaultLogBufferLines
+}
+
+func (p *Program) setDefaults() {
+	p.StartSecs = Duration(DefaultStartSecs)
+	p.StartRetries = DefaultStartRetries
+	p.BackoffInitial = Duration(DefaultBackoffInitial)
+	p.BackoffMax = Duration(DefaultBackoffMax)
+	p.StopSignal = Signal(15)
+	p.StopTimeout = Duration(DefaultStopTimeout)
+}
+
+func (p *Probe) setDefaults() {
+	p.Interval = Duration(DefaultProbeInterval)
+	p.Timeout = Duration(DefaultProbeTimeout)
+	p.MaxWait = Duration(DefaultProbeMaxWait)
+}
+
+// defaulter is implemented by config tables that fill their defaults before
+// the file's values are decoded over them.
+type defaulter interface{ setDefaults() }
+
+// decoder maps the generic TOML tree onto the typed config. It is written
+// here rather than taken from go-toml's own Unmarshal because that stops at
+// the first type error and reports no position for semantic errors, while
+// steward must list every problem with its line before anything starts.
+type decoder struct {
+	source   string
+	lines    map[string]int // dotted key -> line in the file
+	problems []Problem
+}
+
+// envValue is a value set by an environment variable: always a string,
+// converted to the target's type.
+type envValue struct {
+	name, value string
+}
+
+func (d *decoder) add(env, key, format string, args ...any) {
+	p := Problem{Source: d.source, Key: key, Message: fmt.Sprintf(format, args...)}
+	if env != "" {
+		p.Source = "env " + env
+	} else {
+		p.Line = d.line(key)
+	}
+	d.problems = append(d.problems, p)
+}
+
+// line finds the line of key, or of its closest enclosing table.
+func (d *decoder) line(key string) int {
+	for key != "" {
+		if l, ok := d.lines[key]; ok {
+			return l
+		}
+		i := strings.LastIndexByte(key, '.')
+		if i < 0 {
+			break
+		}
+		key = key[:i]
+	}
+	return 0
+}
+
+func join(path, key string) string {
+	if path == "" {
+		return key
+	}
+	if strings.ContainsAny(key, ". ") {
+		key = strconv.Quote(key)
+	}
+	return path + "." + key
+}
+
+var valueDecoderType = reflect.TypeFor[valueDecoder]()
+
+func (d *decoder) decode(path string, v any, rv reflect.Value) {
+	env := ""
+	if ev, ok := v.(envValue); ok {
+		env = ev.name
+		v = ev.value
+	}
+	if rv.Kind() == reflect.Pointer {
+		if rv.IsNil() {
+			rv.Set(reflect.New(rv.Type().Elem()))
+			if df, ok := rv.Interface().(defaulter); ok {
+				df.setDefaults()
+			}
+		}
+		if env != "" {
+			v = envValue{env, v.(string)}
+		}
+		d.decode(path, v, rv.Elem())
+		return
+	}
+	if rv.CanAddr() && rv.Addr().Type().Implements(valueDecoderType) {
+		if err := rv.Addr().Interface().(valueDecoder).decodeValue(v); err != nil {
+			d.add(env, path, "%v", err)
+		}
+		return
+	}
+	if env != "" {
+		d.decodeEnv(path, env, v.(string), rv)
+		return
+	}
+	switch rv.Kind() {
+	case reflect.Struct:
+		table, ok := v.(map[string]any)
+		if !ok {
+			d.add("", path, "expected a table, got %s", typeName(v))
+			return
+		}
+		fields := tomlFields(rv.Type())
+		keys := sortedKeys(table)
+		for _, k := range keys {
+			idx, ok := fields[k]
+			if !ok {
+				d.add("", join(path, k), "unknown key%s", suggest(k, fields))
+				continue
+			}
+			d.decode(join(path, k), table[k], rv.Field(idx))
+		}
+	case reflect.Map:
+		table, ok := v.(map[string]any)
+		if !ok {
+			d.add("", path, "expected a table, got %s", typeName(v))
+			return
+		}
+		if rv.IsNil() {
+			rv.Set(reflect.MakeMap(rv.Type()))
+		}
+		for _, k := range sortedKeys(table) {
+			elem := reflect.New(rv.Type().Elem()).Elem()
+			if elem.Kind() == reflect.Pointer {
+				elem.Set(reflect.New(elem.Type().Elem()))
+				if df, ok := elem.Interface().(defaulter); ok {
+					df.setDefaults()
+				}
+			}
+			d.decode(join(path, k), table[k], elem)
+			rv.SetMapIndex(reflect.ValueOf(k), elem)
+		}
+	case reflect.Slice:
+		list, ok := v.([]any)
+		if !ok {
+			d.add("", path, "expected an array, got %s", typeName(v))
+			return
+		}
+		out := reflect.MakeSlice(rv.Type(), len(list), len(list))
+		for i, item := range list {
+			d.decode(path+"["+strconv.Itoa(i)+"]", item, out.Index(i))
+		}
+		rv.Set(out)
+	case reflect.String:
+		s, ok := v.(string)
+		if !ok {
+			d.add("", path, "expected a string, got %s", typeName(v))
+			return
+		}
+		rv.SetString(s)
+	case reflect.Bool:
+		b, ok := v.(bool)
+		if !ok {
+			d.add("", path, "expected true or false, got %s", typeName(v))
+			return
+		}
+		rv.SetBool(b)
+	case reflect.Int, reflect.Int64, reflect.Int32:
+		n, ok := v.(int64)
+		if !ok {
+			d.add("", path, "expected an integer, got %s", typeName(v))
+			return
+		}
+		if rv.OverflowInt(n) {
+			d.add("", path, "%d is out of range", n)
+			return
+		}
+		rv.SetInt(n)
+	case reflect.Float64:
+		switch n := v.(type) {
+		case float64:
+			rv.SetFloat(n)
+		case int64:
+			rv.SetFloat(float64(n))
+		default:
+			d.add("", path, "expected a number, got %s", typeName(v))
+		}
+	default:
+		panic(fmt.Sprintf("configs: no decoding for %s at %s", rv.Type(), path))
+	}
+}
+
+// decodeEnv converts an environment variable's string to rv's type. Lists
+// are comma-separated.
+func (d *decoder) decodeEnv(path, env, s string, rv reflect.Value) {
+	var err error
+	switch rv.Kind() {
+	case reflect.String:
+		rv.SetString(s)
+	case reflect.Bool:
+		var b bool
+		if b, err = strconv.ParseBool(s); err == nil {
+			rv.SetBool(b)
+		}
+	case reflect.Int, reflect.Int64, reflect.Int32:
+		var n int64
+		if n, err = strconv.ParseInt(s, 10, rv.Type().Bits()); err == nil {
+			rv.SetInt(n)
+		}
+	case reflect.Float64:
+		var f float64
+		if f, err = strconv.ParseFloat(s, 64); err == nil {
+			rv.SetFloat(f)
+		}
+	case reflect.Slice:
+		var parts []string
+		for part := range strings.SplitSeq(s, ",") {
+			if part = strings.TrimSpace(part); part != "" {
+				parts = append(parts, part)
+			}
+		}
+		out := reflect.MakeSlice(rv.Type(), len(parts), len(parts))
+		for i, part := range parts {
+			d.decode(path, envValue{env, part}, out.Index(i))
+		}
+		rv.Set(out)
+	default:
+		err = fmt.Errorf("cannot be set from the environment")
+	}
+	if err != nil {
+		d.add(env, path, "bad value %q for %s", s, rv.Kind())
+	}
+}
+
+func tomlFields(t reflect.Type) map[string]int {
+	fields := map[string]int{}
+	for i := range t.NumField() {
+		tag := t.Field(i).Tag.Get("toml")
+		if tag != "" && tag != "-" {
+			fields[tag] = i
+		}
+	}
+	return fields
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// suggest names the closest known key when one is near enough to be a typo.
+func suggest(key string, fields map[string]int) string {
+	best, bestDist := "", 3
+	for name := range fields {
+		if dist := editDistance(key, name); dist < bestDist || dist == bestDist && name < best {
+			best, bestDist = name, dist
+		}
+	}
+	if best == "" {
+		return ""
+	}
+	return fmt.Sprintf(" (did you mean %q?)", best)
+}
+
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+// programOrder lists programs in the order the file declares them.
+func (d *decoder) programOrder(programs map[string]*Program) []string {
+	names := sortedKeys(programs)
+	sort.SliceStable(names, func(i, j int) bool {
+		return d.lines[join("programs", names[i])] < d.lines[join("programs", names[j])]
+	})
+	return names
+}
+
+// indexLines maps every dotted key of a document (tables, keys, keys inside
+// inline tables) to the line it is written on, using go-toml's own parser.
+func indexLines(data []byte) map[string]int {
+	lines := map[string]int{}
+	var p unstable.Parser
+	p.Reset(data)
+	var table string
+	for p.NextExpression() {
+		expr := p.Expression()
+		switch expr.Kind {
+		case unstable.Table, unstable.ArrayTable:
+			table = indexKey(&p, lines, "", expr.Key())
+		case unstable.KeyValue:
+			indexKeyValue(&p, lines, table, expr)
+		}
+	}
+	return lines
+}
+
+func indexKeyValue(p *unstable.Parser, lines map[string]int, prefix string, kv *unstable.Node) {
+	key := indexKey(p, lines, prefix, kv.Key())
+	if v := kv.Value(); v.Kind == unstable.InlineTable {
+		it := v.Children()
+		for it.Next() {
+			if n := it.Node(); n.Kind == unstable.KeyValue {
+				indexKeyValue(p, lines, key, n)
+			}
+		}
+	}
+}
+
+// indexKey records the line of every prefix of a dotted key and returns the
+// whole key.
+func indexKey(p *unstable.Parser, lines map[string]int, prefix string, it unstable.Iterator) string {
+	key := prefix
+	for it.Next() {
+		n := it.Node()
+		key = join(key, string(n.Data))
+		if _, seen := lines[key]; !seen {
+			lines[key] = p.Shape(n.Raw).Start.Line
+		}
+	}
+	return key
+}

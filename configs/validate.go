@@ -1,0 +1,323 @@
+package configs
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"os/user"
+	"path"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+)
+
+// validate checks meaning, fills defaults that depend on other keys and
+// resolves users. It runs only on a config that decoded cleanly.
+func (d *decoder) validate(cfg *Config) {
+	s := &cfg.Steward
+	d.oneOf("steward.log_level", s.LogLevel, "debug", "info", "warn", "error")
+	d.oneOf("steward.log_format", s.LogFormat, "text", "json")
+	d.oneOf("steward.output_prefix", s.OutputPrefix, "auto", "always", "never")
+	if s.MaxLineBytes < 64 || s.MaxLineBytes > 16<<20 {
+		d.add("", "steward.max_line_bytes", "%d is outside 64 to 16777216", s.MaxLineBytes)
+	}
+	if s.LogBufferLines < 1 {
+		d.add("", "steward.log_buffer_lines", "must be at least 1")
+	}
+	for _, code := range s.SuccessExitCodes {
+		if code < 0 || code > 255 {
+			d.add("", "steward.success_exit_codes", "exit code %d is outside 0-255", code)
+		}
+	}
+	if s.Host == "" {
+		s.Host, _ = os.Hostname()
+	}
+
+	var mains []string
+	for _, name := range cfg.Order {
+		p := cfg.Programs[name]
+		d.validateProgram(cfg, p)
+		if p.Main {
+			mains = append(mains, name)
+		}
+	}
+	if len(mains) > 1 {
+		for _, name := range mains {
+			d.add("", "programs."+name+".main", "only one program can be main (%s)", strings.Join(mains, ", "))
+		}
+	}
+	if s.App == "" {
+		s.App = "app"
+		if len(mains) == 1 {
+			s.App = mains[0]
+		}
+	}
+	if s.Version == "" {
+		s.Version = "unknown"
+	}
+	d.findCycles(cfg)
+}
+
+func (d *decoder) validateProgram(cfg *Config, p *Program) {
+	key := join("programs", p.Name)
+	if !validName(p.Name) {
+		d.add("", key, "program names use letters, digits, '-' and '_'")
+	}
+	if len(p.Command) == 0 || p.Command[0] == "" {
+		if p.Main {
+			d.add("", key+".command", "is empty: set it, or give the command after -- on the command line")
+		} else {
+			d.add("", key+".command", "is empty")
+		}
+	}
+	if p.Kind == "" {
+		p.Kind = KindService
+	}
+	d.oneOf(key+".kind", p.Kind, KindService, KindOneshot)
+	if p.Restart == "" {
+		p.Restart = RestartAlways
+		if p.Main || p.Kind == KindOneshot {
+			p.Restart = RestartNever
+		}
+	}
+	d.oneOf(key+".restart", p.Restart, RestartAlways, RestartOnFailure, RestartNever)
+	if p.OnFatal == "" {
+		p.OnFatal = OnFatalContinue
+		if p.Main || p.Critical || p.Kind == KindOneshot {
+			p.OnFatal = OnFatalStop
+		}
+	}
+	d.oneOf(key+".on_fatal", p.OnFatal, OnFatalStop, OnFatalContinue)
+	if p.Stdio != "" {
+		d.oneOf(key+".stdio", p.Stdio, StdioCapture, StdioInherit)
+	}
+	if p.StartRetries < 0 {
+		d.add("", key+".start_retries", "must not be negative")
+	}
+	if p.BackoffMax < p.BackoffInitial {
+		d.add("", key+".backoff_max", "%s is below backoff_initial %s", p.BackoffMax.D(), p.BackoffInitial.D())
+	}
+	if p.StopSignal == 0 {
+		d.add("", key+".stop_signal", "must name a signal")
+	}
+	for from := range p.Signals {
+		if _, err := ParseSignal(from); err != nil {
+			d.add("", join(key+".signals", from), "%v", err)
+		}
+	}
+	for name := range p.Rlimits {
+		if _, ok := RlimitResources[name]; !ok {
+			d.add("", join(key+".rlimits", name), "unknown resource (known: %s)", strings.Join(sortedKeys(RlimitResources), ", "))
+		}
+	}
+	for name := range p.Env {
+		if name == "" || strings.ContainsAny(name, "=\x00") {
+			d.add("", key+".env", "bad variable name %q", name)
+		}
+	}
+	for _, pattern := range p.EnvRemove {
+		if _, err := path.Match(pattern, ""); err != nil {
+			d.add("", key+".env_remove", "bad pattern %q: %v", pattern, err)
+		}
+	}
+	d.resolveUser(key, p)
+	if p.Ready != nil {
+		d.validateProbe(key+".ready", p.Ready)
+	}
+	for i, dep := range p.DependsOn {
+		dkey := fmt.Sprintf("%s.depends_on[%d]", key, i)
+		other, ok := cfg.Programs[dep.Name]
+		switch {
+		case !ok:
+			d.add("", key+".depends_on", "unknown program %q%s", dep.Name, suggest(dep.Name, programIndex(cfg)))
+			continue
+		case dep.Name == p.Name:
+			d.add("", key+".depends_on", "a program cannot depend on itself")
+			continue
+		}
+		if dep.Condition == "" {
+			dep.Condition = CondStarted
+			if other.Kind == KindOneshot {
+				dep.Condition = CondCompleted
+			} else if other.Ready != nil {
+				dep.Condition = CondReady
+			}
+			p.DependsOn[i] = dep
+		}
+		if dep.Condition == CondCompleted && other.Kind != KindOneshot {
+			d.add("", key+".depends_on", "%q is not a oneshot and never completes (%s)", dep.Name, dkey)
+		}
+	}
+}
+
+func programIndex(cfg *Config) map[string]int {
+	m := make(map[string]int, len(cfg.Programs))
+	for name := range cfg.Programs {
+		m[name] = 0
+	}
+	return m
+}
+
+func validName(name string) bool {
+	return name != "" && programName(name) == name
+}
+
+func (d *decoder) validateProbe(key string, pr *Probe) {
+	set := 0
+	if pr.TCP != "" {
+		set++
+		if _, _, err := net.SplitHostPort(pr.TCP); err != nil {
+			d.add("", key+".tcp", "%q is not host:port", pr.TCP)
+		}
+	}
+	if pr.HTTP != "" {
+		set++
+		if u, err := url.Parse(pr.HTTP); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			d.add("", key+".http", "%q is not an http:// or https:// URL", pr.HTTP)
+		}
+	}
+	if len(pr.Command) > 0 {
+		set++
+	}
+	if pr.File != "" {
+		set++
+	}
+	if set != 1 {
+		d.add("", key, "set exactly one of tcp, http, command and file")
+	}
+	if pr.Interval <= 0 {
+		d.add("", key+".interval", "must be above zero")
+	}
+	if pr.Timeout <= 0 {
+		d.add("", key+".timeout", "must be above zero")
+	}
+}
+
+// resolveUser looks user, group and groups up in /etc/passwd and
+// /etc/group, so an unknown name fails before anything starts.
+func (d *decoder) resolveUser(key string, p *Program) {
+	if p.User == "" && p.Group == "" && len(p.Groups) == 0 {
+		return
+	}
+	cred := &Credential{UID: uint32(os.Getuid()), GID: uint32(os.Getgid())}
+	if p.User != "" {
+		u, err := lookupUser(p.User)
+		switch {
+		case err == nil:
+			uid, _ := strconv.ParseUint(u.Uid, 10, 32)
+			gid, _ := strconv.ParseUint(u.Gid, 10, 32)
+			cred.UID, cred.GID, cred.Home, cred.Username = uint32(uid), uint32(gid), u.HomeDir, u.Username
+			if ids, err := u.GroupIds(); err == nil {
+				for _, id := range ids {
+					if n, err := strconv.ParseUint(id, 10, 32); err == nil && uint32(n) != cred.GID {
+						cred.Groups = append(cred.Groups, uint32(n))
+					}
+				}
+			}
+		case isNumber(p.User):
+			// A bare uid without a passwd entry, as docker run --user allows.
+			uid, _ := strconv.ParseUint(p.User, 10, 32)
+			cred.UID, cred.GID, cred.Home, cred.Username = uint32(uid), 0, "/", p.User
+		default:
+			d.add("", key+".user", "unknown user %q", p.User)
+		}
+	}
+	if p.Group != "" {
+		gid, err := lookupGroup(p.Group)
+		if err != nil {
+			d.add("", key+".group", "unknown group %q", p.Group)
+		}
+		cred.GID = gid
+	}
+	for _, g := range p.Groups {
+		gid, err := lookupGroup(g)
+		if err != nil {
+			d.add("", key+".groups", "unknown group %q", g)
+			continue
+		}
+		if !slices.Contains(cred.Groups, gid) {
+			cred.Groups = append(cred.Groups, gid)
+		}
+	}
+	p.Cred = cred
+}
+
+func lookupUser(name string) (*user.User, error) {
+	if isNumber(name) {
+		return user.LookupId(name)
+	}
+	return user.Lookup(name)
+}
+
+func lookupGroup(name string) (uint32, error) {
+	if isNumber(name) {
+		n, err := strconv.ParseUint(name, 10, 32)
+		return uint32(n), err
+	}
+	g, err := user.LookupGroup(name)
+	if err != nil {
+		return 0, err
+	}
+	n, err := strconv.ParseUint(g.Gid, 10, 32)
+	return uint32(n), err
+}
+
+func isNumber(s string) bool {
+	_, err := strconv.ParseUint(s, 10, 32)
+	return err == nil
+}
+
+func (d *decoder) oneOf(key, value string, allowed ...string) {
+	if !slices.Contains(allowed, value) {
+		d.add("", key, "%q is not one of %s", value, strings.Join(allowed, ", "))
+	}
+}
+
+// findCycles reports every dependency cycle once, naming its path.
+func (d *decoder) findCycles(cfg *Config) {
+	const (
+		unvisited = iota
+		active
+		done
+	)
+	state := map[string]int{}
+	var stack []string
+	var visit func(name string)
+	visit = func(name string) {
+		state[name] = active
+		stack = append(stack, name)
+		for _, dep := range cfg.Programs[name].DependsOn {
+			if _, ok := cfg.Programs[dep.Name]; !ok {
+				continue
+			}
+			switch state[dep.Name] {
+			case unvisited:
+				visit(dep.Name)
+			case active:
+				i := slices.Index(stack, dep.Name)
+				cycle := append(slices.Clone(stack[i:]), dep.Name)
+				d.add("", join("programs", dep.Name)+".depends_on", "dependency cycle: %s", strings.Join(cycle, " -> "))
+			}
+		}
+		stack = stack[:len(stack)-1]
+		state[name] = done
+	}
+	for _, name := range cfg.Order {
+		if state[name] == unvisited {
+			visit(name)
+		}
+	}
+}
+
+// SignalRewrites returns the program's rewrite table keyed by signal.
+func (p *Program) SignalRewrites() map[syscall.Signal]SignalRewrite {
+	out := make(map[syscall.Signal]SignalRewrite, len(p.Signals))
+	for from, to := range p.Signals {
+		if sig, err := ParseSignal(from); err == nil {
+			out[sig] = to
+		}
+	}
+	return out
+}

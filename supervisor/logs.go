@@ -1,0 +1,140 @@
+package supervisor
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"os"
+	"sync"
+	"time"
+)
+
+// LogRecord is one line (or one part of a cut line) a program wrote.
+type LogRecord struct {
+	Time    time.Time
+	Program string
+	PID     int
+	Source  string // "stdout" or "stderr"
+	// Text is the line without its newline, byte for byte: invalid UTF-8
+	// and NUL bytes are kept.
+	Text string
+	// Partial marks every part of a cut line except the last.
+	Partial bool
+}
+
+// piece is a line, or a part of one, inside the splitter's buffer.
+type piece struct {
+	text    []byte
+	partial bool // more of this line follows
+	cont    bool // continues a partial piece
+}
+
+// splitLines reads r to the end and hands flush the lines of each read,
+// without their newlines. A line longer than max is handed over in parts of
+// max bytes, all but the last marked partial, so memory stays at max bytes
+// whatever the line length. The pieces point into a buffer reused after
+// flush returns.
+func splitLines(r io.Reader, max int, flush func([]piece)) error {
+	buf := make([]byte, max)
+	var pieces []piece
+	end := 0
+	cont := false
+	for {
+		n, err := r.Read(buf[end:])
+		end += n
+		pieces = pieces[:0]
+		start := 0
+		for start < end {
+			i := bytes.IndexByte(buf[start:end], '\n')
+			if i >= 0 {
+				pieces = append(pieces, piece{text: buf[start : start+i], cont: cont})
+				cont = false
+				start += i + 1
+				continue
+			}
+			if start == 0 && end == len(buf) {
+				pieces = append(pieces, piece{text: buf[:end], partial: true, cont: cont})
+				cont = true
+				start = end
+			}
+			break
+		}
+		if err != nil && start < end {
+			// The last line had no newline.
+			pieces = append(pieces, piece{text: buf[start:end], cont: cont})
+			start = end
+		}
+		if len(pieces) > 0 {
+			flush(pieces)
+		}
+		if err != nil {
+			if errors.Is(err, io.EOF) || errors.Is(err, os.ErrClosed) {
+				return nil
+			}
+			return err
+		}
+		end = copy(buf, buf[start:end])
+	}
+}
+
+// output serialises writes of all programs to steward's stdout and stderr,
+// so lines of different programs never interleave inside a line.
+type output struct {
+	mu             sync.Mutex
+	stdout, stderr io.Writer
+	timestamps     bool
+}
+
+func (o *output) write(w io.Writer, b []byte) {
+	o.mu.Lock()
+	// A failed write to our own stdout must not stop the program's pipe
+	// from being drained, so the error is dropped.
+	_, _ = w.Write(b)
+	o.mu.Unlock()
+}
+
+// capture copies one pipe of one program incarnation to steward's output
+// and the log stream.
+type capture struct {
+	program string
+	pid     int
+	source  string
+	prefix  []byte
+	dst     io.Writer
+	out     *output
+	records *Stream[LogRecord]
+	scratch []byte
+}
+
+func (c *capture) run(r io.Reader, max int) error {
+	return splitLines(r, max, c.flush)
+}
+
+// flush writes a read's lines with one write, then publishes them.
+func (c *capture) flush(pieces []piece) {
+	now := time.Now()
+	b := c.scratch[:0]
+	for _, p := range pieces {
+		if !p.cont {
+			if c.out.timestamps {
+				b = now.UTC().AppendFormat(b, "2006-01-02T15:04:05.000000Z07:00 ")
+			}
+			b = append(b, c.prefix...)
+		}
+		b = append(b, p.text...)
+		if !p.partial {
+			b = append(b, '\n')
+		}
+	}
+	c.out.write(c.dst, b)
+	c.scratch = b[:0]
+	if !c.records.Active() {
+		return
+	}
+	for _, p := range pieces {
+		c.records.Publish(LogRecord{
+			Time: now, Program: c.program, PID: c.pid, Source: c.source,
+			Text: string(p.text), Partial: p.partial,
+		})
+	}
+}

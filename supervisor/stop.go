@@ -1,0 +1,230 @@
+package supervisor
+
+import (
+	"bytes"
+	"os"
+	"strconv"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Shutdown timings that are not configurable: how often a process group
+// whose leader has exited is checked for stragglers, how long programs get
+// after the shutdown deadline's SIGKILL, and how long leftover processes get
+// between TERM and KILL at the very end.
+const (
+	groupPollInterval = 20 * time.Millisecond
+	killGrace         = time.Second
+	leftoverGrace     = 2 * time.Second
+	captureDrainWait  = time.Second
+)
+
+// beginShutdown stops every program in reverse dependency order. code, when
+// given, is the exit code steward will exit with (a program that ended the
+// container); otherwise the main program's code counts.
+func (s *Supervisor) beginShutdown(reason string, code *int) {
+	if s.shuttingDown {
+		return
+	}
+	s.shuttingDown = true
+	s.shutdownStart = time.Now()
+	if code != nil && !s.exitSet {
+		s.exitCode, s.exitSet = *code, true
+	}
+	s.log.Info("stopping all programs", "reason", reason, "timeout", s.cfg.Steward.ShutdownTimeout.D())
+	for _, p := range s.programs {
+		if p.state == StateWaiting || p.state == StateBackoff {
+			p.stopTimers()
+			p.state = StateStopped
+		}
+	}
+	s.deadline = time.AfterFunc(s.cfg.Steward.ShutdownTimeout.D(), func() { s.post(s.onDeadline) })
+	s.advanceStop()
+}
+
+// advanceStop signals each running program whose dependents have all
+// stopped; programs independent of each other stop in parallel. When
+// nothing is left running, the shutdown finishes.
+func (s *Supervisor) advanceStop() {
+	if s.finished {
+		return
+	}
+	pending := false
+	for _, p := range s.programs {
+		if !p.alive() {
+			continue
+		}
+		pending = true
+		if p.stopSent || s.dependentsAlive(p) {
+			continue
+		}
+		s.sendStop(p)
+	}
+	if !pending {
+		s.finishShutdown()
+	}
+}
+
+func (s *Supervisor) dependentsAlive(p *program) bool {
+	for _, d := range s.dependents[p] {
+		if d.alive() {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Supervisor) sendStop(p *program) {
+	sig := s.stopSignal(p)
+	p.stopSent = true
+	p.state = StateStopping
+	if p.timer != nil { // start_secs or readiness no longer matter
+		p.timer.Stop()
+		p.timer = nil
+	}
+	if p.probeCancel != nil {
+		p.probeCancel()
+		p.probeCancel = nil
+	}
+	s.emit(Event{Program: p.name, Kind: EventStopping, PID: p.pid, Message: "sent " + signalName(sig)})
+	s.signalGroup(p, sig)
+	p.killTimer = s.after(p, p.spec.StopTimeout.D(), func() { s.kill(p) })
+}
+
+// stopped handles an exit during a stop: the program is down once the rest
+// of its process group is gone too, since the group gets SIGKILL at the
+// stop timeout.
+func (s *Supervisor) stopped(p *program) {
+	if groupExists(p.pgid) {
+		p.groupAlive = true
+		if p.stopSent && p.killTimer == nil {
+			p.killTimer = s.after(p, p.spec.StopTimeout.D(), func() { s.kill(p) })
+		}
+		p.timer = s.after(p, groupPollInterval, func() { s.stopped(p) })
+		return
+	}
+	p.groupAlive = false
+	if p.killTimer != nil {
+		p.killTimer.Stop()
+		p.killTimer = nil
+	}
+	if p.state == StateStopping {
+		p.state = StateStopped
+		s.emit(Event{Program: p.name, Kind: EventStopped})
+	} else if p.state != StateStopped {
+		p.state = StateExited
+	}
+	if s.shuttingDown {
+		s.advanceStop()
+	}
+}
+
+// onDeadline: the shutdown timeout ran out. Everything left gets SIGKILL,
+// and the shutdown finishes after a short grace whatever happens.
+func (s *Supervisor) onDeadline() {
+	if s.finished {
+		return
+	}
+	s.log.Warn("shutdown timeout reached, killing what is left", "timeout", s.cfg.Steward.ShutdownTimeout.D())
+	for _, p := range s.programs {
+		if p.alive() {
+			s.kill(p)
+		}
+	}
+	time.AfterFunc(killGrace, func() { s.post(s.finishShutdown) })
+}
+
+// finishShutdown ends leftover processes, waits briefly for the last output
+// to be read, and ends the loop.
+func (s *Supervisor) finishShutdown() {
+	if s.finished {
+		return
+	}
+	if s.deadline != nil {
+		s.deadline.Stop()
+	}
+	s.endLeftovers()
+	drained := make(chan struct{})
+	go func() { s.captures.Wait(); close(drained) }()
+	select {
+	case <-drained:
+	case <-time.After(captureDrainWait):
+		s.log.Warn("program output still open after stop; not waiting for it")
+	}
+	s.log.Info("all programs stopped", "took", time.Since(s.shutdownStart).Round(time.Millisecond),
+		"orphans_reaped", s.reaper.orphans.Load())
+	s.finished = true
+}
+
+// endLeftovers sends TERM, then KILL, to processes that outlived their
+// programs' process groups (daemons that called setsid, say). As PID 1
+// that is every other process in the namespace; as a subreaper, the
+// orphans reparented to steward.
+func (s *Supervisor) endLeftovers() {
+	pid1 := os.Getpid() == 1
+	signalAll := func(sig unix.Signal) int {
+		if pid1 {
+			if unix.Kill(-1, sig) != nil {
+				return 0
+			}
+			return 1
+		}
+		pids := childrenOf(os.Getpid())
+		for _, pid := range pids {
+			_ = unix.Kill(pid, sig)
+		}
+		return len(pids)
+	}
+	waitGone := func(d time.Duration) bool {
+		for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
+			if signalAll(0) == 0 {
+				return true
+			}
+		}
+		return signalAll(0) == 0
+	}
+	if signalAll(0) == 0 {
+		return
+	}
+	s.log.Info("terminating leftover processes")
+	signalAll(unix.SIGTERM)
+	if waitGone(leftoverGrace) {
+		return
+	}
+	s.log.Warn("killing leftover processes")
+	signalAll(unix.SIGKILL)
+	waitGone(killGrace)
+}
+
+// childrenOf lists the processes whose parent is ppid, from /proc.
+func childrenOf(ppid int) []int {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	var pids []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// Fields after the command, which is in parentheses and may
+		// contain anything: state, ppid, ...
+		i := bytes.LastIndexByte(stat, ')')
+		if i < 0 {
+			continue
+		}
+		fields := bytes.Fields(stat[i+1:])
+		if len(fields) > 1 {
+			if parent, err := strconv.Atoi(string(fields[1])); err == nil && parent == ppid {
+				pids = append(pids, pid)
+			}
+		}
+	}
+	return pids
+}

@@ -1,0 +1,294 @@
+// Package supervisor is steward's PID-1 core: it starts programs in their
+// own process groups, is the single reaper of every child, forwards signals,
+// restarts with backoff, orders start-up by dependencies and readiness,
+// stops in reverse order, and captures every line programs write.
+package supervisor
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"slices"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/stewardhq/steward/configs"
+)
+
+// ForwardedSignals are the signals steward catches and passes on. SIGCHLD
+// belongs to the reaper; job-control and fault signals are left alone, as
+// tini does.
+var ForwardedSignals = []os.Signal{
+	syscall.SIGHUP, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGTERM,
+	syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGWINCH, syscall.SIGALRM,
+	syscall.SIGCONT, syscall.SIGPWR, syscall.SIGTSTP,
+}
+
+// Supervisor runs the programs of one configuration.
+type Supervisor struct {
+	cfg     *configs.Config
+	log     *slog.Logger
+	reaper  *reaper
+	self    string   // steward's own binary, for chain loading
+	env     []string // inherited environment, secrets removed
+	devNull *os.File
+	out     *output
+	prefix  bool
+	// stdinTTY: fd 0 is our controlling terminal, so the main program can
+	// be put in its foreground.
+	stdinTTY bool
+
+	logs   *Stream[LogRecord]
+	events *Stream[Event]
+
+	programs   []*program // in start order
+	byName     map[string]*program
+	dependents map[*program][]*program
+
+	inbox    mailbox
+	loopDone chan struct{}
+	captures sync.WaitGroup
+
+	shuttingDown  bool
+	shutdownStart time.Time
+	deadline      *time.Timer
+	exitCode      int
+	exitSet       bool
+	finished      bool
+}
+
+// Option changes a Supervisor made by New.
+type Option func(*Supervisor)
+
+// WithOutput sends the programs' captured lines to stdout and stderr
+// instead of steward's own.
+func WithOutput(stdout, stderr io.Writer) Option {
+	return func(s *Supervisor) { s.out.stdout, s.out.stderr = stdout, stderr }
+}
+
+// WithEnviron sets the environment programs inherit (default os.Environ).
+func WithEnviron(environ []string) Option {
+	return func(s *Supervisor) { s.env = baseEnv(environ) }
+}
+
+// New prepares a supervisor for cfg. It starts the reaper at once and, when
+// steward is not PID 1, makes it a child subreaper, so that orphans of the
+// programs are reaped here rather than by the host's init.
+func New(cfg *configs.Config, log *slog.Logger, opts ...Option) (*Supervisor, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("supervisor: own executable: %w", err)
+	}
+	devNull, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+	if err != nil {
+		return nil, fmt.Errorf("supervisor: %w", err)
+	}
+	if os.Getpid() != 1 {
+		if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+			return nil, fmt.Errorf("supervisor: become child subreaper: %w", err)
+		}
+	}
+	s := &Supervisor{
+		cfg:      cfg,
+		log:      log,
+		self:     self,
+		env:      baseEnv(os.Environ()),
+		devNull:  devNull,
+		out:      &output{stdout: os.Stdout, stderr: os.Stderr, timestamps: cfg.Steward.OutputTimestamps},
+		logs:     NewStream[LogRecord]("logs", log),
+		events:   NewStream[Event]("events", log),
+		byName:   map[string]*program{},
+		loopDone: make(chan struct{}),
+	}
+	s.inbox.ready = make(chan struct{}, 1)
+	for _, o := range opts {
+		o(s)
+	}
+	if _, err := unix.IoctlGetInt(0, unix.TIOCGPGRP); err == nil {
+		s.stdinTTY = true
+	}
+	switch cfg.Steward.OutputPrefix {
+	case "always":
+		s.prefix = true
+	case "auto":
+		s.prefix = len(cfg.Programs) > 1
+	}
+	for _, name := range startOrder(cfg) {
+		p := newProgram(cfg.Programs[name], s.env)
+		s.programs = append(s.programs, p)
+		s.byName[name] = p
+	}
+	s.dependents = map[*program][]*program{}
+	for _, p := range s.programs {
+		for _, dep := range p.spec.DependsOn {
+			d := s.byName[dep.Name]
+			s.dependents[d] = append(s.dependents[d], p)
+		}
+	}
+	s.reaper = newReaper()
+	return s, nil
+}
+
+// startOrder sorts programs so each comes after its dependencies, ties kept
+// in the config's order. The config has no cycles.
+func startOrder(cfg *configs.Config) []string {
+	var order []string
+	placed := map[string]bool{}
+	var place func(name string)
+	place = func(name string) {
+		if placed[name] {
+			return
+		}
+		placed[name] = true
+		for _, dep := range cfg.Programs[name].DependsOn {
+			place(dep.Name)
+		}
+		order = append(order, name)
+	}
+	for _, name := range cfg.Order {
+		place(name)
+	}
+	return order
+}
+
+// Logs is the stream of every line programs write.
+func (s *Supervisor) Logs() *Stream[LogRecord] { return s.logs }
+
+// Events is the stream of program events.
+func (s *Supervisor) Events() *Stream[Event] { return s.events }
+
+// OrphansReaped counts processes reaped that were not steward's programs.
+func (s *Supervisor) OrphansReaped() uint64 { return s.reaper.orphans.Load() }
+
+// Run starts the programs and supervises them until they have all stopped:
+// because the main or a critical program ended, a signal (TERM, INT) asked
+// for it, or ctx ended. It returns the exit code steward should exit with.
+func (s *Supervisor) Run(ctx context.Context) int {
+	defer close(s.loopDone)
+	sigc := make(chan os.Signal, 32)
+	signal.Notify(sigc, ForwardedSignals...)
+	defer func() {
+		signal.Stop(sigc)
+		close(sigc)
+	}()
+	go func() {
+		for sig := range sigc {
+			s.post(func() { s.onSignal(sig.(syscall.Signal)) })
+		}
+	}()
+	stop := context.AfterFunc(ctx, func() {
+		s.post(func() { s.beginShutdown("shutdown requested", nil) })
+	})
+	defer stop()
+
+	s.post(s.schedule)
+	for !s.finished {
+		<-s.inbox.ready
+		for _, f := range s.inbox.take() {
+			f()
+			if s.finished {
+				break
+			}
+		}
+	}
+	code := s.exitCode
+	if slices.Contains(s.cfg.Steward.SuccessExitCodes, code) {
+		code = 0
+	}
+	return code
+}
+
+// post queues f to run on the loop goroutine.
+func (s *Supervisor) post(f func()) { s.inbox.post(f) }
+
+// call runs f on the loop and waits for it; false if the loop has ended.
+func (s *Supervisor) call(ctx context.Context, f func()) bool {
+	done := make(chan struct{})
+	s.post(func() { f(); close(done) })
+	select {
+	case <-done:
+		return true
+	case <-s.loopDone:
+		return false
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// mailbox is an unbounded queue: the reaper and timers must never block on
+// a busy loop.
+type mailbox struct {
+	mu    sync.Mutex
+	queue []func()
+	ready chan struct{}
+}
+
+func (m *mailbox) post(f func()) {
+	m.mu.Lock()
+	m.queue = append(m.queue, f)
+	m.mu.Unlock()
+	select {
+	case m.ready <- struct{}{}:
+	default:
+	}
+}
+
+func (m *mailbox) take() []func() {
+	m.mu.Lock()
+	q := m.queue
+	m.queue = nil
+	m.mu.Unlock()
+	return q
+}
+
+// onSignal handles a signal steward received.
+func (s *Supervisor) onSignal(sig syscall.Signal) {
+	s.log.Debug("signal received", "signal", signalName(sig))
+	if (sig == syscall.SIGTERM || sig == syscall.SIGINT) && !s.shuttingDown {
+		// The forwarded signal is the stop signal of the programs that
+		// receive forwarded signals; the rest get their own, in order.
+		for _, p := range s.programs {
+			if p.spec.Forwards() {
+				if to, ok := p.rewrite(sig); ok {
+					p.stopOverride = to
+				}
+			}
+		}
+		s.beginShutdown("received "+signalName(sig), nil)
+		return
+	}
+	for _, p := range s.programs {
+		if !p.spec.Forwards() || !p.alive() {
+			continue
+		}
+		to, ok := p.rewrite(sig)
+		if !ok {
+			s.log.Debug("signal dropped", "program", p.name, "signal", signalName(sig))
+			continue
+		}
+		s.signalGroup(p, to)
+	}
+}
+
+// signalGroup sends sig to the program's whole process group.
+func (s *Supervisor) signalGroup(p *program, sig syscall.Signal) {
+	if p.pgid <= 0 {
+		return
+	}
+	if err := unix.Kill(-p.pgid, sig); err != nil && err != unix.ESRCH {
+		s.log.Warn("cannot signal program", "program", p.name, "signal", signalName(sig), "err", err)
+	}
+}
+
+func signalName(sig syscall.Signal) string {
+	if name := unix.SignalName(sig); name != "" {
+		return name
+	}
+	return fmt.Sprintf("signal %d", int(sig))
+}
