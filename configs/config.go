@@ -39,6 +39,9 @@ type Steward struct {
 	// SuccessExitCodes are exit codes of the main program that steward
 	// reports as 0 (tini -e).
 	SuccessExitCodes []int `toml:"success_exit_codes"`
+	// FlushTimeout bounds the flush of metrics, logs and check results
+	// (and the Sensu deregistration) after the programs have stopped.
+	FlushTimeout Duration `toml:"flush_timeout"`
 
 	// OutputPrefix puts "[program] " before each line steward copies to its
 	// stdout/stderr: auto (when more than one program), always, never.
@@ -144,6 +147,7 @@ const (
 const (
 	DefaultStopTimeout     = 10 * time.Second
 	DefaultShutdownTimeout = 30 * time.Second
+	DefaultFlushTimeout    = 5 * time.Second
 	DefaultStartSecs       = 1 * time.Second
 	DefaultStartRetries    = 3
 	DefaultBackoffInitial  = 1 * time.Second

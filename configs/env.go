@@ -24,6 +24,7 @@ var EnvSettings = []EnvSetting{
 	{Name: "STEWARD_LOG_LEVEL", Key: "steward.log_level"},
 	{Name: "STEWARD_LOG_FORMAT", Key: "steward.log_format"},
 	{Name: "STEWARD_SHUTDOWN_TIMEOUT", Key: "steward.shutdown_timeout"},
+	{Name: "STEWARD_FLUSH_TIMEOUT", Key: "steward.flush_timeout"},
 	{Name: "STEWARD_SUCCESS_EXIT_CODES", Key: "steward.success_exit_codes"},
 	{Name: "STEWARD_OUTPUT_PREFIX", Key: "steward.output_prefix"},
 	{Name: "STEWARD_OUTPUT_TIMESTAMPS", Key: "steward.output_timestamps"},

@@ -151,6 +151,7 @@ func (s *Steward) setDefaults() {
 	s.LogLevel = "info"
 	s.LogFormat = "text"
 	s.ShutdownTimeout = Duration(DefaultShutdownTimeout)
+	s.FlushTimeout = Duration(DefaultFlushTimeout)
 	s.OutputPrefix = "auto"
 	s.MaxLineBytes = DefaultMaxLineBytes
 	s.LogBufferLines = DefaultLogBufferLines

@@ -143,6 +143,25 @@ func newLogger(cfg *configs.Config, w io.Writer) *slog.Logger {
 	return slog.New(h).With("app", cfg.Steward.App)
 }
 
+// component runs beside the supervisor: a collector loop, a shipper, an
+// endpoint.
+type component interface {
+	// Close is called once every program has stopped, in reverse order of
+	// starting: flush what is buffered, deregister, all within ctx.
+	Close(ctx context.Context) error
+}
+
+// wiring is what components are built from.
+type wiring struct {
+	cfg *configs.Config
+	log *slog.Logger
+	sup *supervisor.Supervisor
+}
+
+// starters build the components in order. Each returns nil when its feature
+// is not configured; an error stops steward before any program starts.
+var starters = []func(ctx context.Context, w *wiring) (component, error){}
+
 func supervise(args []string, stderr io.Writer) int {
 	opts, err := parseArgs("steward", args, stderr)
 	if err != nil {
@@ -161,5 +180,31 @@ func supervise(args []string, stderr io.Writer) int {
 		log.Error("cannot start", "err", err)
 		return exitFailed
 	}
-	return sup.Run(context.Background())
+	w := &wiring{cfg: cfg, log: log, sup: sup}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var started []component
+	closeAll := func() {
+		flushCtx, done := context.WithTimeout(context.Background(), cfg.Steward.FlushTimeout.D())
+		defer done()
+		for i := len(started) - 1; i >= 0; i-- {
+			if err := started[i].Close(flushCtx); err != nil {
+				log.Warn("closing", "err", err)
+			}
+		}
+	}
+	for _, start := range starters {
+		c, err := start(ctx, w)
+		if err != nil {
+			log.Error("cannot start", "err", err)
+			closeAll()
+			return exitFailed
+		}
+		if c != nil {
+			started = append(started, c)
+		}
+	}
+	code := sup.Run(ctx)
+	closeAll()
+	return code
 }

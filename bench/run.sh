@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Measures steward as an init against Debian's tini, tini-static, dumb-init
+# and supervisord, and against the minimal Go init (bench/minigo): startup,
+# RSS, reaping 10,000 zombies, and SIGTERM to exit. Prints medians and
+# ratios. Needs root (PID namespaces). Usage: bench/run.sh [initbench flags]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+need=()
+for cmd in tini dumb-init supervisord gcc; do command -v "$cmd" >/dev/null || need+=("$cmd"); done
+if [ ${#need[@]} -gt 0 ]; then
+	pkgs=()
+	for cmd in "${need[@]}"; do case $cmd in supervisord) pkgs+=(supervisor) ;; *) pkgs+=("$cmd") ;; esac; done
+	echo "installing ${pkgs[*]}" >&2
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${pkgs[@]}" >/dev/null
+fi
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+gcc -O2 -static -o "$out/stamp" bench/c/stamp.c 2>/dev/null || gcc -O2 -o "$out/stamp" bench/c/stamp.c
+gcc -O2 -o "$out/orphans" bench/c/orphans.c
+CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o "$out/steward" ./cmd/steward
+CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o "$out/minigo" ./bench/minigo
+go build -o "$out/initbench" ./bench/initbench
+cat >"$out/supervisord.sh" <<'SH'
+#!/bin/sh
+# supervisord runs the given command as its one program.
+conf=$(mktemp)
+printf '[supervisord]\nnodaemon=true\nlogfile=/dev/null\npidfile=/tmp/sd-%s.pid\n[program:main]\ncommand=%s\nstdout_logfile=/dev/stdout\nstdout_logfile_maxbytes=0\nautorestart=false\nstartsecs=0\n' "$$" "$*" >"$conf"
+exec supervisord -c "$conf"
+SH
+chmod +x "$out/supervisord.sh"
+echo "steward $(git rev-parse --short HEAD 2>/dev/null), $(go version | cut -d' ' -f3), $(nproc) cores, $(uname -r)"
+"$out/initbench" -stamp "$out/stamp" -orphans "$out/orphans" "$@" \
+	"minigo=$out/minigo" \
+	"steward=$out/steward,--" \
+	"tini=$(command -v tini),--" \
+	"tini-static=$(command -v tini-static),--" \
+	"dumb-init=$(command -v dumb-init)" \
+	"supervisord=$out/supervisord.sh"
