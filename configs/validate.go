@@ -58,7 +58,14 @@ func (d *decoder) validate(cfg *Config) {
 		s.Version = "unknown"
 	}
 	d.findCycles(cfg)
+	for _, v := range sectionValidators {
+		v(d, cfg)
+	}
 }
+
+// sectionValidators check the sections other than [steward] and
+// [programs]; each section's file adds its own.
+var sectionValidators []func(d *decoder, cfg *Config)
 
 func (d *decoder) validateProgram(cfg *Config, p *Program) {
 	key := join("programs", p.Name)
