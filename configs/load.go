@@ -62,7 +62,7 @@ type Options struct {
 // Load reads, overrides, decodes and validates the configuration. A returned
 // *Error lists every problem, each naming its file, line and key.
 func Load(opts Options) (*Config, error) {
-	d := &decoder{source: "command line"}
+	d := &decoder{source: "command line", undecoded: map[string]bool{}}
 	tree := map[string]any{}
 	if opts.Path != "" {
 		d.source = opts.Path
@@ -92,6 +92,7 @@ func Load(opts Options) (*Config, error) {
 	}
 	// Fields that failed to decode keep their defaults, so the semantic
 	// checks still run and the user sees every problem at once.
+	d.validating = true
 	d.validate(cfg)
 	if len(d.problems) > 0 {
 		sort.SliceStable(d.problems, func(i, j int) bool {
@@ -181,9 +182,11 @@ type defaulter interface{ setDefaults() }
 // the first type error and reports no position for semantic errors, while
 // steward must list every problem with its line before anything starts.
 type decoder struct {
-	source   string
-	lines    map[string]int // dotted key -> line in the file
-	problems []Problem
+	source     string
+	lines      map[string]int // dotted key -> line in the file
+	problems   []Problem
+	undecoded  map[string]bool // keys that failed to decode
+	validating bool
 }
 
 // envValue is a value set by an environment variable: always a string,
@@ -193,6 +196,12 @@ type envValue struct {
 }
 
 func (d *decoder) add(env, key, format string, args ...any) {
+	if d.validating && d.undecoded[key] {
+		return // a key that failed to decode would only repeat itself
+	}
+	if !d.validating {
+		d.undecoded[key] = true
+	}
 	p := Problem{Source: d.source, Key: key, Message: fmt.Sprintf(format, args...)}
 	if env != "" {
 		p.Source = "env " + env
