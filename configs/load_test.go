@@ -182,6 +182,13 @@ main = true
 	}
 }
 
+func TestNoPrograms(t *testing.T) {
+	_, err := Load(Options{Path: write(t, "[steward]\napp = \"x\"\n")})
+	if got := problems(t, err); len(got) != 1 || !strings.Contains(got[0], "programs: no programs") {
+		t.Fatalf("got %q", got)
+	}
+}
+
 func TestSyntaxErrorHasLine(t *testing.T) {
 	path := write(t, "[programs.web]\ncommand = [\"a\",\n  oops]\n")
 	got := problems(t, func() error { _, err := Load(Options{Path: path}); return err }())

@@ -35,6 +35,9 @@ func (d *decoder) validate(cfg *Config) {
 		s.Host, _ = os.Hostname()
 	}
 
+	if len(cfg.Programs) == 0 {
+		d.add("", "programs", "no programs: add a [programs.NAME] table, or give a command after --")
+	}
 	var mains []string
 	for _, name := range cfg.Order {
 		p := cfg.Programs[name]

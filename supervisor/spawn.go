@@ -169,8 +169,12 @@ func (s *Supervisor) fork(spec procSpec) (int, error) {
 		sys.Ctty = 0
 	}
 	if spec.umask != nil || len(spec.limits) > 0 {
+		self, err := os.Executable()
+		if err != nil {
+			return 0, &startError{ExitCannotExecute, fmt.Errorf("supervisor: chain loader: own executable: %w", err)}
+		}
 		argv = chainArgs(spec, bin)
-		bin = s.self
+		bin = self
 	} else if c := spec.cred; c != nil {
 		sys.Credential = &syscall.Credential{Uid: c.UID, Gid: c.GID, Groups: c.Groups}
 	}

@@ -3,7 +3,9 @@ package supervisor
 import (
 	"bytes"
 	"os"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -197,8 +199,23 @@ func (s *Supervisor) endLeftovers() {
 	waitGone(killGrace)
 }
 
-// childrenOf lists the processes whose parent is ppid, from /proc.
+// childrenOf lists the processes whose parent is ppid: from the kernel's
+// per-thread children lists, or by scanning /proc where the kernel lacks
+// them (CONFIG_PROC_CHILDREN).
 func childrenOf(ppid int) []int {
+	lists, _ := filepath.Glob("/proc/" + strconv.Itoa(ppid) + "/task/*/children")
+	if len(lists) > 0 {
+		var pids []int
+		for _, l := range lists {
+			b, _ := os.ReadFile(l)
+			for _, f := range strings.Fields(string(b)) {
+				if pid, err := strconv.Atoi(f); err == nil {
+					pids = append(pids, pid)
+				}
+			}
+		}
+		return pids
+	}
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
 		return nil

@@ -35,7 +35,6 @@ type Supervisor struct {
 	cfg     *configs.Config
 	log     *slog.Logger
 	reaper  *reaper
-	self    string   // steward's own binary, for chain loading
 	env     []string // inherited environment, secrets removed
 	devNull *os.File
 	out     *output
@@ -81,10 +80,6 @@ func WithEnviron(environ []string) Option {
 // steward is not PID 1, makes it a child subreaper, so that orphans of the
 // programs are reaped here rather than by the host's init.
 func New(cfg *configs.Config, log *slog.Logger, opts ...Option) (*Supervisor, error) {
-	self, err := os.Executable()
-	if err != nil {
-		return nil, fmt.Errorf("supervisor: own executable: %w", err)
-	}
 	devNull, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
 	if err != nil {
 		return nil, fmt.Errorf("supervisor: %w", err)
@@ -97,7 +92,6 @@ func New(cfg *configs.Config, log *slog.Logger, opts ...Option) (*Supervisor, er
 	s := &Supervisor{
 		cfg:      cfg,
 		log:      log,
-		self:     self,
 		env:      baseEnv(os.Environ()),
 		devNull:  devNull,
 		out:      &output{stdout: os.Stdout, stderr: os.Stderr, timestamps: cfg.Steward.OutputTimestamps},
@@ -171,29 +165,26 @@ func (s *Supervisor) OrphansReaped() uint64 { return s.reaper.orphans.Load() }
 // for it, or ctx ended. It returns the exit code steward should exit with.
 func (s *Supervisor) Run(ctx context.Context) int {
 	defer close(s.loopDone)
+	// The signals stay registered after Run: steward is about to exit, and
+	// unregistering waits for the signal machinery to go idle.
 	sigc := make(chan os.Signal, 32)
 	signal.Notify(sigc, ForwardedSignals...)
-	defer func() {
-		signal.Stop(sigc)
-		close(sigc)
-	}()
-	go func() {
-		for sig := range sigc {
-			s.post(func() { s.onSignal(sig.(syscall.Signal)) })
-		}
-	}()
 	stop := context.AfterFunc(ctx, func() {
 		s.post(func() { s.beginShutdown("shutdown requested", nil) })
 	})
 	defer stop()
 
-	s.post(s.schedule)
+	s.schedule()
 	for !s.finished {
-		<-s.inbox.ready
-		for _, f := range s.inbox.take() {
-			f()
-			if s.finished {
-				break
+		select {
+		case sig := <-sigc:
+			s.onSignal(sig.(syscall.Signal))
+		case <-s.inbox.ready:
+			for _, f := range s.inbox.take() {
+				f()
+				if s.finished {
+					break
+				}
 			}
 		}
 	}
