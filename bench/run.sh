@@ -24,7 +24,7 @@ cat >"$out/supervisord.sh" <<'SH'
 #!/bin/sh
 # supervisord runs the given command as its one program.
 conf=$(mktemp)
-printf '[supervisord]\nnodaemon=true\nlogfile=/dev/null\npidfile=/tmp/sd-%s.pid\n[program:main]\ncommand=%s\nstdout_logfile=/dev/stdout\nstdout_logfile_maxbytes=0\nautorestart=false\nstartsecs=0\n' "$$" "$*" >"$conf"
+printf '[supervisord]\nnodaemon=true\nsilent=true\nuser=root\nlogfile=/dev/null\npidfile=/tmp/sd-%s.pid\n[program:main]\ncommand=%s\nstdout_logfile=/dev/stdout\nstdout_logfile_maxbytes=0\nautorestart=false\nstartsecs=0\n' "$$" "$*" >"$conf"
 exec supervisord -c "$conf"
 SH
 chmod +x "$out/supervisord.sh"

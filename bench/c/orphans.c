@@ -1,7 +1,8 @@
 /* orphans N: makes N zombies and hands them to the init. A child forks N
    grandchildren that exit at once, waits (without reaping) until all have
-   exited, prints CLOCK_MONOTONIC and exits: its N zombies are reparented
-   to PID 1, which must reap them. The main process itself stays, sleeping. */
+   exited, prints CLOCK_MONOTONIC and its own pid, and exits: its N zombies
+   are reparented to PID 1, which must reap them. The main process itself
+   stays, sleeping. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -22,7 +23,7 @@ int main(int argc, char **argv) {
 		}
 		struct timespec ts;
 		clock_gettime(CLOCK_MONOTONIC, &ts);
-		printf("%lld\n", (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec);
+		printf("%lld %d\n", (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec, (int)getpid());
 		fflush(stdout);
 		_exit(0);
 	}

@@ -166,9 +166,22 @@ func reap(in initProg, orphans string, n int) float64 {
 	}
 	defer func() { cmd.Process.Kill(); cmd.Wait() }()
 	line, _ := bufio.NewReader(out).ReadString('\n')
-	t0, err := strconv.ParseInt(strings.TrimSpace(line), 10, 64)
+	fields := strings.Fields(line)
+	if len(fields) != 2 {
+		return -1
+	}
+	t0, err := strconv.ParseInt(fields[0], 10, 64)
 	if err != nil {
 		return -1
+	}
+	// The zombies are the init's only once their parent has exited (it is
+	// then a zombie itself, or reaped, in the main program's hands).
+	parent := "/proc/" + hostPID(cmd.Process.Pid, fields[1]) + "/stat"
+	for {
+		b, err := os.ReadFile(parent)
+		if err != nil || strings.Contains(string(b), ") Z ") {
+			break
+		}
 	}
 	pid := cmd.Process.Pid
 	deadline := time.Now().Add(30 * time.Second)
@@ -205,6 +218,30 @@ func children(pid int) []string {
 }
 
 func countChildren(pid int) int { return len(children(pid)) }
+
+// hostPID finds the host pid of the process whose pid is nsPID in the
+// namespace of init, by searching init's grandchildren.
+func hostPID(init int, nsPID string) string {
+	for _, c := range children(init) {
+		for _, g := range children(atoi(c)) {
+			b, _ := os.ReadFile("/proc/" + g + "/status")
+			for line := range strings.SplitSeq(string(b), "\n") {
+				if v, ok := strings.CutPrefix(line, "NSpid:"); ok {
+					f := strings.Fields(v)
+					if f[len(f)-1] == nsPID {
+						return g
+					}
+				}
+			}
+		}
+	}
+	return "0" // already gone
+}
+
+func atoi(s string) int {
+	n, _ := strconv.Atoi(s)
+	return n
+}
 
 // waitChild waits until the init has a child running comm.
 func waitChild(pid int, comm string) {
