@@ -59,6 +59,12 @@ type program struct {
 	stopOverride syscall.Signal
 	groupAlive   bool // leader gone, group members still running
 
+	// A stop on request (control, reload): what follows once it is down,
+	// the definition to restart with, and whether the program is leaving.
+	then     afterStop
+	next     *configs.Program
+	retiring bool
+
 	timer       *time.Timer // start_secs, restart or group poll
 	killTimer   *time.Timer
 	probeCancel context.CancelFunc
@@ -319,7 +325,8 @@ func (s *Supervisor) onExit(p *program, gen int, st ExitStatus) {
 		ev.Message = st.StartErr.Error()
 	}
 	s.emit(ev)
-	if p.spec.Main && !s.exitSet {
+	// A main program restarted on request has not ended the container.
+	if p.spec.Main && !s.exitSet && (s.shuttingDown || wasState != StateStopping) {
 		s.exitCode, s.exitSet = code, true
 	}
 	if s.shuttingDown || wasState == StateStopping {

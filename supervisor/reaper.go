@@ -43,6 +43,10 @@ func (e ExitStatus) Signal() syscall.Signal {
 	return 0
 }
 
+// processReaper is the process's one reaper, shared by every Supervisor:
+// two waiters would steal each other's exit statuses.
+var processReaper = sync.OnceValue(newReaper)
+
 // reaper is the one and only waiter for child processes. Starting a process
 // and registering its pid happen under the same lock as each wait4 and its
 // lookup, so a child that exits at once is never reaped before its pid is
@@ -52,14 +56,12 @@ type reaper struct {
 	waiting map[int]func(ExitStatus)
 	orphans atomic.Uint64
 	sigc    chan os.Signal
-	done    chan struct{}
 }
 
 func newReaper() *reaper {
 	r := &reaper{
 		waiting: map[int]func(ExitStatus){},
 		sigc:    make(chan os.Signal, 1),
-		done:    make(chan struct{}),
 	}
 	signal.Notify(r.sigc, syscall.SIGCHLD)
 	go r.run()
@@ -80,13 +82,8 @@ func (r *reaper) start(fork func() (int, error), onExit func(ExitStatus)) (int, 
 }
 
 func (r *reaper) run() {
-	for {
-		select {
-		case <-r.sigc:
-			r.reapAll()
-		case <-r.done:
-			return
-		}
+	for range r.sigc {
+		r.reapAll()
 	}
 }
 
@@ -116,9 +113,4 @@ func (r *reaper) reapAll() {
 			r.orphans.Add(1)
 		}
 	}
-}
-
-func (r *reaper) stop() {
-	signal.Stop(r.sigc)
-	close(r.done)
 }

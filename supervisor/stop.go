@@ -111,14 +111,18 @@ func (s *Supervisor) stopped(p *program) {
 		p.killTimer.Stop()
 		p.killTimer = nil
 	}
+	requested := p.state == StateStopping && !s.shuttingDown
 	if p.state == StateStopping {
 		p.state = StateStopped
 		s.emit(Event{Program: p.name, Kind: EventStopped})
 	} else if p.state != StateStopped {
 		p.state = StateExited
 	}
-	if s.shuttingDown {
+	switch {
+	case s.shuttingDown:
 		s.advanceStop()
+	case requested:
+		s.afterRequestedStop(p)
 	}
 }
 

@@ -125,7 +125,7 @@ func New(cfg *configs.Config, log *slog.Logger, opts ...Option) (*Supervisor, er
 			s.dependents[d] = append(s.dependents[d], p)
 		}
 	}
-	s.reaper = newReaper()
+	s.reaper = processReaper()
 	return s, nil
 }
 
@@ -157,7 +157,8 @@ func (s *Supervisor) Logs() *Stream[LogRecord] { return s.logs }
 // Events is the stream of program events.
 func (s *Supervisor) Events() *Stream[Event] { return s.events }
 
-// OrphansReaped counts processes reaped that were not steward's programs.
+// OrphansReaped counts processes reaped that were not programs or commands
+// of a Supervisor (orphans reparented to steward).
 func (s *Supervisor) OrphansReaped() uint64 { return s.reaper.orphans.Load() }
 
 // Run starts the programs and supervises them until they have all stopped:
