@@ -8,3 +8,5 @@ require (
 )
 
 require github.com/creack/pty v1.1.24
+
+require github.com/kardianos/service v1.3.0 // indirect

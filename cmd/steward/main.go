@@ -26,6 +26,8 @@ Usage:
   steward [--config FILE] [--] [CMD [ARG...]]   supervise (CMD is the main program)
   steward validate [--config FILE] [-- CMD...]  check a configuration, exit 2 if bad
   steward version                               print the version
+  steward service install|uninstall|start|stop|restart|status --config FILE
+                                                run as a host service (systemd)
 
 The config file can also be given as STEWARD_CONFIG. Settings can be
 overridden with STEWARD_* variables; see the README.
@@ -53,6 +55,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return 0
 		case "validate":
 			return validate(args[1:], stdout, stderr)
+		case "service":
+			return serviceCommand(args[1:], stdout, stderr)
 		case "help":
 			fmt.Fprint(stdout, usage)
 			return 0
