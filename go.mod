@@ -8,3 +8,5 @@ require (
 )
 
 require github.com/creack/pty v1.1.24
+
+require github.com/gorilla/websocket v1.5.3 // indirect
