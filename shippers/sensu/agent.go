@@ -16,6 +16,7 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -317,7 +318,29 @@ func (a *Agent) isFinishing() bool {
 // naming the cause, never the password.
 func (a *Agent) dial(rawURL string) (*websocket.Conn, error) {
 	shown := redact(rawURL)
-	conn, resp, err := a.dialer.DialContext(a.runCtx, rawURL, a.header)
+	// gorilla/websocket stops a handshake at its timeout, not when the
+	// context is cancelled; closing the raw connection at cancellation keeps
+	// a hanging backend from holding up a stop.
+	var mu sync.Mutex
+	var raw net.Conn
+	d := *a.dialer
+	d.NetDialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		var nd net.Dialer
+		c, err := nd.DialContext(ctx, network, addr)
+		mu.Lock()
+		raw = c
+		mu.Unlock()
+		return c, err
+	}
+	stopAbort := context.AfterFunc(a.runCtx, func() {
+		mu.Lock()
+		if raw != nil {
+			raw.Close()
+		}
+		mu.Unlock()
+	})
+	conn, resp, err := d.DialContext(a.runCtx, rawURL, a.header)
+	stopAbort()
 	if err != nil {
 		msg := err.Error()
 		if resp != nil {
