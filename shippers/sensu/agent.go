@@ -533,6 +533,9 @@ func (a *Agent) Close(ctx context.Context) error {
 }
 
 func (a *Agent) close(ctx context.Context) error {
+	if a.runCancel == nil {
+		return nil // never started
+	}
 	start := time.Now()
 	if dl, ok := ctx.Deadline(); ok {
 		a.finishBy.Store(dl.UnixNano())
