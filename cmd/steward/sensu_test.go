@@ -9,6 +9,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	corev2 "github.com/sensu/core/v2"
 
@@ -326,5 +327,31 @@ interval = "1s"
 	val := validateOutput(t, secrets)
 	if strings.Contains(val, sensuPassword) || strings.Contains(val, sensuAPIKey) {
 		t.Errorf("validate printed a secret: %s", val)
+	}
+}
+
+// TestSensuKilledContainerExpires: a SIGKILLed steward cannot deregister;
+// its keepalives stop and the backend deletes the entity (deregister:
+// true) at the first keepalive failure. The peer counts the keepalive
+// timeout in 50 ms units instead of seconds.
+func TestSensuKilledContainerExpires(t *testing.T) {
+	p := newSensuPeer(t)
+	p.KeepaliveUnit = 50 * time.Millisecond
+	env := append(sensuEnv(p, "shop-7"), "STEWARD_SENSU_KEEPALIVE_INTERVAL=1s")
+	in := start(t, runOpts{env: env, config: `
+[sensu]
+keepalive_warning_timeout = "5s"
+deregistration_handler = "cleanup"
+`, command: []string{"sleep", "1000"}})
+	eventually(t, "registration", registered(p, "shop-7"))
+	in.signal(syscall.SIGKILL)
+	in.wait()
+	eventually(t, "the entity expired", func() bool { return slices.Contains(p.Expired(), "default/shop-7") })
+	if deleted(p, "shop-7") {
+		t.Error("a killed steward cannot have deleted its entity")
+	}
+	runs := p.HandlerRuns()
+	if len(runs) == 0 || runs[len(runs)-1].Check != "deregistration" || runs[len(runs)-1].Handlers[0] != "cleanup" {
+		t.Errorf("deregistration handler not run: %+v", runs)
 	}
 }
