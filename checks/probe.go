@@ -11,6 +11,8 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -68,7 +70,13 @@ type CommandSpec struct {
 	Argv []string
 	// Env, when nil, is the environment every program gets.
 	Env []string
-	Dir string
+	// ExtraEnv is added to Env (a Sensu check's env_vars).
+	ExtraEnv []string
+	// Stdin, when set, is written to the command's standard input (Sensu
+	// checks with stdin: true read their event there); otherwise stdin is
+	// /dev/null.
+	Stdin []byte
+	Dir   string
 	// OutputLimit caps the captured output (stdout and stderr together).
 	OutputLimit int
 }
@@ -139,14 +147,26 @@ func (t *TCP) Probe(ctx context.Context) Result {
 }
 
 // HTTP succeeds when URL answers with a status in [MinStatus, MaxStatus]
-// (2xx by default).
+// (2xx by default) and, when Body is set, a body it matches.
 type HTTP struct {
 	URL                  string
 	Method               string
 	MinStatus, MaxStatus int
+	Body                 *regexp.Regexp
 	Timeout              time.Duration
 	Client               *http.Client
 }
+
+// httpBodyLimit is how much of a response body is read, and matched
+// against Body.
+const httpBodyLimit = 64 << 10
+
+// probeClient does not keep connections alive, so that every probe proves
+// the server still accepts new ones.
+var probeClient = &http.Client{Transport: &http.Transport{
+	Proxy:             http.ProxyFromEnvironment,
+	DisableKeepAlives: true,
+}}
 
 // Probe requests once.
 func (h *HTTP) Probe(ctx context.Context) Result {
@@ -159,24 +179,31 @@ func (h *HTTP) Probe(ctx context.Context) Result {
 		if err != nil {
 			return Unknown, err.Error()
 		}
+		req.Header.Set("User-Agent", "steward")
 		client := h.Client
 		if client == nil {
-			client = http.DefaultClient
+			client = probeClient
 		}
 		resp, err := client.Do(req)
 		if err != nil {
-			return Critical, fmt.Sprintf("HTTP %s: %v", h.URL, err)
+			return Critical, fmt.Sprintf("HTTP %s %s: %v", method, h.URL, err)
 		}
 		defer resp.Body.Close()
-		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+		body, err := io.ReadAll(io.LimitReader(resp.Body, httpBodyLimit))
+		if err != nil && h.Body != nil {
+			return Critical, fmt.Sprintf("HTTP %s %s: status %d, reading the body: %v", method, h.URL, resp.StatusCode, err)
+		}
 		lo, hi := h.MinStatus, h.MaxStatus
 		if lo == 0 && hi == 0 {
 			lo, hi = 200, 299
 		}
 		if resp.StatusCode < lo || resp.StatusCode > hi {
-			return Critical, fmt.Sprintf("HTTP %s: status %d, expected %d-%d", h.URL, resp.StatusCode, lo, hi)
+			return Critical, fmt.Sprintf("HTTP %s %s: status %d, expected %s", method, h.URL, resp.StatusCode, statusRange(lo, hi))
 		}
-		return OK, fmt.Sprintf("HTTP %s: status %d", h.URL, resp.StatusCode)
+		if h.Body != nil && !h.Body.Match(body) {
+			return Critical, fmt.Sprintf("HTTP %s %s: status %d, body does not match %q", method, h.URL, resp.StatusCode, h.Body.String())
+		}
+		return OK, fmt.Sprintf("HTTP %s %s: status %d", method, h.URL, resp.StatusCode)
 	})
 }
 
@@ -209,17 +236,51 @@ func timed(ctx context.Context, timeout time.Duration, probe func(context.Contex
 	return Result{Status: status, Output: out, Executed: start, Duration: time.Since(start)}
 }
 
-// FromConfig builds the probe a config describes. Commands run through ex.
+func statusRange(lo, hi int) string {
+	if lo == hi {
+		return strconv.Itoa(lo)
+	}
+	return fmt.Sprintf("%d-%d", lo, hi)
+}
+
+// FromConfig builds the probe a config describes, for readiness or for a
+// check. Commands run through ex. The config was validated, so a body
+// pattern compiles.
 func FromConfig(p *configs.Probe, ex Executor) Probe {
 	timeout := p.Timeout.D()
 	switch {
 	case p.TCP != "":
 		return &TCP{Addr: p.TCP, Timeout: timeout}
 	case p.HTTP != "":
-		return &HTTP{URL: p.HTTP, Timeout: timeout}
+		h := &HTTP{URL: p.HTTP, Method: p.Method, Timeout: timeout,
+			MinStatus: p.ExpectStatus.Min, MaxStatus: p.ExpectStatus.Max}
+		if p.ExpectBody != "" {
+			h.Body = regexp.MustCompile(p.ExpectBody)
+		}
+		return h
 	case len(p.Command) > 0:
 		return &Command{Spec: CommandSpec{Argv: p.Command}, Timeout: timeout, Executor: ex}
 	default:
 		return &File{Path: p.File}
+	}
+}
+
+// Describe says what a configured probe does, in a few words ("GET
+// http://...", "tcp 127.0.0.1:5432", the command line): a check's command
+// as Sensu shows it.
+func Describe(p *configs.Probe) string {
+	switch {
+	case p.TCP != "":
+		return "tcp " + p.TCP
+	case p.HTTP != "":
+		method := p.Method
+		if method == "" {
+			method = http.MethodGet
+		}
+		return method + " " + p.HTTP
+	case len(p.Command) > 0:
+		return strings.Join(p.Command, " ")
+	default:
+		return "file " + p.File
 	}
 }

@@ -15,6 +15,11 @@ type Config struct {
 
 	Steward  Steward             `toml:"steward"`
 	Programs map[string]*Program `toml:"programs"`
+	Checks   map[string]*Check   `toml:"checks"`
+	Health   Health              `toml:"health"`
+	HTTP     HTTP                `toml:"http"`
+	Control  Control             `toml:"control"`
+	Sensu    Sensu               `toml:"sensu"`
 
 	// Order lists program names in the order they appear in the file, then
 	// the command-line main program; it breaks ties in start order.
@@ -119,6 +124,12 @@ type Probe struct {
 	HTTP    string   `toml:"http"`    // URL answering 2xx
 	Command []string `toml:"command"` // exits 0
 	File    string   `toml:"file"`    // exists
+
+	// HTTP only: the method (GET), the accepted status range (2xx) and a
+	// regexp the body must match.
+	Method       string      `toml:"method"`
+	ExpectStatus StatusRange `toml:"expect_status"`
+	ExpectBody   string      `toml:"expect_body"`
 
 	Interval Duration `toml:"interval"` // between attempts
 	Timeout  Duration `toml:"timeout"`  // of one attempt

@@ -1,6 +1,9 @@
 package configs
 
 import (
+	"errors"
+	"fmt"
+	"os"
 	"strings"
 )
 
@@ -29,6 +32,18 @@ var EnvSettings = []EnvSetting{
 	{Name: "STEWARD_OUTPUT_PREFIX", Key: "steward.output_prefix"},
 	{Name: "STEWARD_OUTPUT_TIMESTAMPS", Key: "steward.output_timestamps"},
 	{Name: "STEWARD_MAX_LINE_BYTES", Key: "steward.max_line_bytes"},
+	{Name: "STEWARD_HEALTH_GRACE_PERIOD", Key: "health.grace_period"},
+	{Name: "STEWARD_HTTP_ADDR", Key: "http.addr"},
+	{Name: "STEWARD_CONTROL_SOCKET", Key: "control.socket"},
+	{Name: "STEWARD_SENSU_BACKEND_URL", Key: "sensu.backend_url"},
+	{Name: "STEWARD_SENSU_NAMESPACE", Key: "sensu.namespace"},
+	{Name: "STEWARD_SENSU_USER", Key: "sensu.user"},
+	{Name: "STEWARD_SENSU_PASSWORD", Key: "sensu.password", Secret: true},
+	{Name: "STEWARD_SENSU_API_URL", Key: "sensu.api_url"},
+	{Name: "STEWARD_SENSU_API_KEY", Key: "sensu.api_key", Secret: true},
+	{Name: "STEWARD_SENSU_SUBSCRIPTIONS", Key: "sensu.subscriptions"},
+	{Name: "STEWARD_SENSU_ENTITY_NAME", Key: "sensu.entity_name"},
+	{Name: "STEWARD_SENSU_KEEPALIVE_INTERVAL", Key: "sensu.keepalive_interval"},
 }
 
 // SecretEnvNames lists the variables that must never reach a program.
@@ -42,16 +57,30 @@ func SecretEnvNames() []string {
 	return names
 }
 
-// applyEnv writes every set STEWARD_* variable into the tree at its key.
-func applyEnv(tree map[string]any, environ []string) {
+// applyEnv writes every set STEWARD_* variable into the tree at its key. A
+// secret can also be given as NAME_FILE, the path of a file holding it (as
+// Docker and Kubernetes secrets are mounted); one trailing newline is cut.
+// It returns the problems found reading such files.
+func applyEnv(tree map[string]any, environ []string) []Problem {
 	set := map[string]string{}
 	for _, kv := range environ {
 		if k, v, ok := strings.Cut(kv, "="); ok && strings.HasPrefix(k, "STEWARD_") {
 			set[k] = v
 		}
 	}
+	var problems []Problem
 	for _, s := range EnvSettings {
 		v, ok := set[s.Name]
+		if path := set[s.Name+"_FILE"]; s.Secret && (!ok || v == "") && path != "" {
+			data, err := os.ReadFile(path)
+			if err != nil {
+				// The error names the path only, never the content.
+				problems = append(problems, Problem{Source: "env " + s.Name + "_FILE", Key: s.Key,
+					Message: fmt.Sprintf("cannot read the secret: %v", errors.Unwrap(err))})
+				continue
+			}
+			v, ok = strings.TrimSuffix(strings.TrimSuffix(string(data), "\n"), "\r"), true
+		}
 		if !ok || v == "" {
 			continue
 		}
@@ -69,4 +98,5 @@ func applyEnv(tree map[string]any, environ []string) {
 		}
 		node[parts[len(parts)-1]] = envValue{name: s.Name, value: v}
 	}
+	return problems
 }

@@ -75,10 +75,12 @@ func Load(opts Options) (*Config, error) {
 		}
 		d.lines = indexLines(data)
 	}
-	applyEnv(tree, opts.Environ)
+	d.problems = append(d.problems, applyEnv(tree, opts.Environ)...)
 
 	cfg := &Config{File: opts.Path}
 	cfg.Steward.setDefaults()
+	cfg.Health.setDefaults()
+	cfg.Sensu.setDefaults()
 	d.decode("", tree, reflect.ValueOf(cfg).Elem())
 	if cfg.Programs == nil {
 		cfg.Programs = map[string]*Program{}

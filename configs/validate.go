@@ -203,6 +203,7 @@ func (d *decoder) validateProbe(key string, pr *Probe) {
 	if pr.Timeout <= 0 {
 		d.add("", key+".timeout", "must be above zero")
 	}
+	d.validateHTTPExtras(key, pr)
 }
 
 // resolveUser looks user, group and groups up in /etc/passwd and

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"syscall"
 	"time"
 
@@ -27,17 +28,37 @@ func (s *Supervisor) Exec(ctx context.Context, cmd checks.CommandSpec) (checks.C
 	if env == nil {
 		env = s.env
 	}
+	if len(cmd.ExtraEnv) > 0 {
+		env = append(slices.Clip(env), cmd.ExtraEnv...)
+	}
 	r, w, err := os.Pipe()
 	if err != nil {
 		return checks.CommandResult{}, fmt.Errorf("supervisor: exec: %w", err)
 	}
 	defer r.Close()
+	stdin := s.devNull
+	var stdinW *os.File
+	if cmd.Stdin != nil {
+		if stdin, stdinW, err = os.Pipe(); err != nil {
+			w.Close()
+			return checks.CommandResult{}, fmt.Errorf("supervisor: exec: %w", err)
+		}
+		defer stdinW.Close()
+	}
 	exited := make(chan ExitStatus, 1)
 	pid, err := s.reaper.start(func() (int, error) {
 		return s.fork(procSpec{argv: cmd.Argv, env: env, dir: cmd.Dir,
-			files: []uintptr{s.devNull.Fd(), w.Fd(), w.Fd()}})
+			files: []uintptr{stdin.Fd(), w.Fd(), w.Fd()}})
 	}, func(st ExitStatus) { exited <- st })
 	w.Close()
+	if stdinW != nil {
+		stdin.Close()
+		if err == nil {
+			// Written beside the command; a command that does not read
+			// its input only makes the write fail, which is fine.
+			go func() { _, _ = stdinW.Write(cmd.Stdin); stdinW.Close() }()
+		}
+	}
 	if err != nil {
 		var se *startError
 		if errors.As(err, &se) {

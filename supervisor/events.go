@@ -22,6 +22,10 @@ const (
 	EventStopping   EventKind = "stopping"   // stop signal sent
 	EventKilled     EventKind = "killed"     // stop timeout ran out: SIGKILL to the group
 	EventStopped    EventKind = "stopped"    // stopped on request or shutdown
+
+	// EventShutdown (no program) marks, in stream order, where steward
+	// began to stop everything; Message says why.
+	EventShutdown EventKind = "shutdown"
 )
 
 // Event is published on the supervisor's event stream and logged.

@@ -50,6 +50,7 @@ type program struct {
 	pgid      int // of the last incarnation, kept after exit for group kills
 	startedAt time.Time
 	reached   map[string]bool // conditions met at least once
+	readyNow  bool            // this incarnation passed its readiness
 
 	failures     int // consecutive failed starts
 	restarts     int
@@ -196,7 +197,7 @@ func (s *Supervisor) checkIdle() {
 func (s *Supervisor) start(p *program) {
 	p.gen++
 	gen := p.gen
-	p.readyFailed, p.stopSent, p.groupAlive = false, false, false
+	p.readyFailed, p.stopSent, p.groupAlive, p.readyNow = false, false, false, false
 	spec := procSpec{
 		argv:   p.spec.Command,
 		env:    p.env,
@@ -251,9 +252,12 @@ func (s *Supervisor) onRunning(p *program) {
 	}
 	p.state = StateRunning
 	p.failures = 0
-	if p.spec.Ready == nil && !p.reached[configs.CondReady] {
-		p.reached[configs.CondReady] = true
-		s.schedule()
+	if p.spec.Ready == nil {
+		p.readyNow = true
+		if !p.reached[configs.CondReady] {
+			p.reached[configs.CondReady] = true
+			s.schedule()
+		}
 	}
 }
 
@@ -295,9 +299,8 @@ func (s *Supervisor) onReady(p *program, gen int, ok bool, output string) {
 	}
 	p.probeCancel = nil
 	if ok {
-		if !p.reached[configs.CondReady] {
-			p.reached[configs.CondReady] = true
-		}
+		p.readyNow = true
+		p.reached[configs.CondReady] = true
 		s.emit(Event{Program: p.name, Kind: EventReady, PID: p.pid})
 		s.schedule()
 		return
@@ -317,6 +320,7 @@ func (s *Supervisor) onExit(p *program, gen int, st ExitStatus) {
 	}
 	wasState := p.state
 	p.pid = 0
+	p.readyNow = false
 	p.last = &st
 	p.stopTimers()
 	code := st.Code()
@@ -436,8 +440,10 @@ type ProgramStatus struct {
 	Restarts  int
 	// LastExitCode is -1 before the first exit.
 	LastExitCode int
-	Ready        bool
-	Main         bool
+	// Ready: this run passed its readiness probe (or, without one, ran
+	// start_secs).
+	Ready bool
+	Main  bool
 }
 
 // Status returns a snapshot of every program, or nil once Run has ended.
@@ -446,7 +452,7 @@ func (s *Supervisor) Status(ctx context.Context) []ProgramStatus {
 	s.call(ctx, func() {
 		for _, p := range s.programs {
 			ps := ProgramStatus{Name: p.name, State: p.state, PID: p.pid, Restarts: p.restarts,
-				LastExitCode: -1, Ready: p.reached[configs.CondReady], Main: p.spec.Main}
+				LastExitCode: -1, Ready: p.readyNow, Main: p.spec.Main}
 			if p.pid != 0 {
 				ps.StartedAt = p.startedAt
 			}

@@ -30,11 +30,13 @@ func (s *Supervisor) beginShutdown(reason string, code *int) {
 		return
 	}
 	s.shuttingDown = true
+	close(s.shutdownBegan)
 	s.shutdownStart = time.Now()
 	if code != nil && !s.exitSet {
 		s.exitCode, s.exitSet = *code, true
 	}
 	s.log.Info("stopping all programs", "reason", reason, "timeout", s.cfg.Steward.ShutdownTimeout.D())
+	s.events.Publish(Event{Time: s.shutdownStart, Kind: EventShutdown, Message: reason})
 	for _, p := range s.programs {
 		if p.state == StateWaiting || p.state == StateBackoff {
 			p.stopTimers()

@@ -55,6 +55,7 @@ type Supervisor struct {
 	captures sync.WaitGroup
 
 	shuttingDown  bool
+	shutdownBegan chan struct{}
 	shutdownStart time.Time
 	deadline      *time.Timer
 	exitCode      int
@@ -99,6 +100,8 @@ func New(cfg *configs.Config, log *slog.Logger, opts ...Option) (*Supervisor, er
 		events:   NewStream[Event]("events", log),
 		byName:   map[string]*program{},
 		loopDone: make(chan struct{}),
+
+		shutdownBegan: make(chan struct{}),
 	}
 	s.inbox.ready = make(chan struct{}, 1)
 	for _, o := range opts {
@@ -156,6 +159,10 @@ func (s *Supervisor) Logs() *Stream[LogRecord] { return s.logs }
 
 // Events is the stream of program events.
 func (s *Supervisor) Events() *Stream[Event] { return s.events }
+
+// ShuttingDown is closed when steward begins to stop every program (a stop
+// of one program on request is not a shutdown).
+func (s *Supervisor) ShuttingDown() <-chan struct{} { return s.shutdownBegan }
 
 // OrphansReaped counts processes reaped that were not programs or commands
 // of a Supervisor (orphans reparented to steward).

@@ -9,12 +9,15 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"runtime/debug"
 	"strings"
 
+	"github.com/stewardhq/steward/checks"
 	"github.com/stewardhq/steward/configs"
 	"github.com/stewardhq/steward/supervisor"
+	"github.com/stewardhq/steward/supervisor/control"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -25,6 +28,7 @@ const usage = `steward: PID 1 for application containers.
 Usage:
   steward [--config FILE] [--] [CMD [ARG...]]   supervise (CMD is the main program)
   steward validate [--config FILE] [-- CMD...]  check a configuration, exit 2 if bad
+  steward health [--ready] [--json]             ask the running steward: exit 0 healthy, 1 not
   steward version                               print the version
   steward service install|uninstall|start|stop|restart|status --config FILE
                                                 run as a host service (systemd)
@@ -57,6 +61,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return validate(args[1:], stdout, stderr)
 		case "service":
 			return serviceCommand(args[1:], stdout, stderr)
+		case "health":
+			return health(args[1:], stdout, stderr)
 		case "help":
 			fmt.Fprint(stdout, usage)
 			return 0
@@ -160,11 +166,23 @@ type wiring struct {
 	cfg *configs.Config
 	log *slog.Logger
 	sup *supervisor.Supervisor
+	// mux is the local HTTP endpoint's; components add their paths to it
+	// before startHTTP serves it.
+	mux *http.ServeMux
+	// control is the control socket's server; components register their
+	// commands before startControl listens.
+	control *control.Server
+	// results carries every check report (local checks, program checks)
+	// to the components that ship them; health keeps the latest of each.
+	results *supervisor.Stream[checks.Report]
+	health  *checks.Health
 }
 
 // starters build the components in order. Each returns nil when its feature
 // is not configured; an error stops steward before any program starts.
-var starters = []func(ctx context.Context, w *wiring) (component, error){}
+var starters = []func(ctx context.Context, w *wiring) (component, error){
+	startChecks, startSensu, startHTTP, startControl,
+}
 
 func supervise(args []string, stderr io.Writer) int {
 	opts, err := parseArgs("steward", args, stderr)
@@ -184,7 +202,8 @@ func supervise(args []string, stderr io.Writer) int {
 		log.Error("cannot start", "err", err)
 		return exitFailed
 	}
-	w := &wiring{cfg: cfg, log: log, sup: sup}
+	w := &wiring{cfg: cfg, log: log, sup: sup, mux: http.NewServeMux(), control: control.NewServer(log),
+		results: supervisor.NewStream[checks.Report]("check results", log)}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var started []component

@@ -1,0 +1,73 @@
+package configs
+
+import (
+	"net"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// Health is the [health] section: how the container's health is judged.
+type Health struct {
+	// GracePeriod after start during which failing health checks report
+	// "starting" rather than unhealthy (Docker's start period).
+	GracePeriod Duration `toml:"grace_period"`
+	// ProgramInterval is how often the implicit program checks are
+	// reported again when nothing changed.
+	ProgramInterval Duration `toml:"program_interval"`
+}
+
+// HTTP is the [http] section: the local HTTP endpoint (/healthz, /readyz).
+type HTTP struct {
+	// Addr is host:port to listen on, or "off". Set explicitly, a failure
+	// to listen stops steward; the default only logs a warning.
+	Addr string `toml:"addr"`
+	// AddrSet records that Addr came from the file or the environment.
+	AddrSet bool `toml:"-"`
+}
+
+// Control is the [control] section: the local Unix socket that `steward
+// health` (and later commands) talk to.
+type Control struct {
+	// Socket is the socket's path; empty picks DefaultControlSocket, or a
+	// fallback when its directory cannot be created.
+	Socket string `toml:"socket"`
+}
+
+// Defaults of the local surfaces.
+const (
+	DefaultHTTPAddr        = "127.0.0.1:9779"
+	DefaultGracePeriod     = 30 * time.Second
+	DefaultProgramInterval = 60 * time.Second
+	DefaultControlSocket   = "/run/steward/control.sock"
+	HTTPOff                = "off"
+)
+
+func (h *Health) setDefaults() {
+	h.GracePeriod = Duration(DefaultGracePeriod)
+	h.ProgramInterval = Duration(DefaultProgramInterval)
+}
+
+func init() {
+	sectionValidators = append(sectionValidators, validateLocalSurfaces)
+}
+
+func validateLocalSurfaces(d *decoder, cfg *Config) {
+	if cfg.Health.ProgramInterval < Duration(time.Second) {
+		d.add("", "health.program_interval", "must be at least 1s")
+	}
+	h := &cfg.HTTP
+	if h.Addr == "" {
+		h.Addr = DefaultHTTPAddr
+	} else {
+		h.AddrSet = true
+	}
+	if !strings.EqualFold(h.Addr, HTTPOff) {
+		if _, _, err := net.SplitHostPort(h.Addr); err != nil {
+			d.add("", "http.addr", "%q is not host:port (or \"off\")", h.Addr)
+		}
+	}
+	if s := cfg.Control.Socket; s != "" && !filepath.IsAbs(s) {
+		d.add("", "control.socket", "%q is not an absolute path", s)
+	}
+}

@@ -1,0 +1,374 @@
+// Package control is the local control channel of a running steward: a Unix
+// socket (mode 0600) that takes JSON requests by command name, one per line,
+// and answers each with one JSON line. cmd/ registers the handlers
+// (`steward health` today; status, start, stop, restart, signal, logs and
+// reload later), so this package knows nothing of them.
+package control
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Request is one command to the running steward.
+type Request struct {
+	Command string          `json:"command"`
+	Args    json.RawMessage `json:"args,omitempty"`
+}
+
+// Response answers one request.
+type Response struct {
+	OK     bool            `json:"ok"`
+	Error  string          `json:"error,omitempty"`
+	Result json.RawMessage `json:"result,omitempty"`
+}
+
+// HandlerFunc answers a command. Its result is encoded as JSON; an error is
+// sent back as the response's error.
+type HandlerFunc func(ctx context.Context, args json.RawMessage) (any, error)
+
+// Limits of the server: the largest request line, how many clients are
+// served at once, and how long a connection may sit idle.
+const (
+	maxRequestBytes = 1 << 20
+	maxConnections  = 16
+	idleTimeout     = time.Minute
+)
+
+// Server serves the control socket.
+type Server struct {
+	log *slog.Logger
+
+	mu       sync.Mutex
+	handlers map[string]HandlerFunc
+	ln       *net.UnixListener
+	path     string
+	conns    map[net.Conn]struct{}
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	slots  chan struct{}
+}
+
+// NewServer returns a server with no handlers.
+func NewServer(log *slog.Logger) *Server {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Server{log: log, handlers: map[string]HandlerFunc{}, conns: map[net.Conn]struct{}{},
+		ctx: ctx, cancel: cancel, slots: make(chan struct{}, maxConnections)}
+}
+
+// Handle registers h for command name. Register before Listen.
+func (s *Server) Handle(name string, h HandlerFunc) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.handlers[name] = h
+}
+
+// Commands lists the registered command names.
+func (s *Server) Commands() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	names := make([]string, 0, len(s.handlers))
+	for n := range s.handlers {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Path is where the server listens, once Listen succeeded.
+func (s *Server) Path() string { return s.path }
+
+// Listen creates the socket at path, readable and writable by its owner
+// only, and serves it. A socket left behind by a steward that is gone (a
+// restarted container keeps its /run) is replaced; one that answers is
+// not.
+func (s *Server) Listen(path string) error {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("control: %w", err)
+	}
+	if fi, err := os.Lstat(path); err == nil {
+		if fi.Mode()&os.ModeSocket == 0 {
+			return fmt.Errorf("control: %s exists and is not a socket", path)
+		}
+		if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+			c.Close()
+			return fmt.Errorf("control: %s: %w", path, ErrInUse)
+		}
+		if err := os.Remove(path); err != nil {
+			return fmt.Errorf("control: removing stale socket: %w", err)
+		}
+	}
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		return fmt.Errorf("control: %w", err)
+	}
+	// Close the window between bind and chmod as far as a portable program
+	// can: a directory we created is 0700 already.
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return fmt.Errorf("control: %w", err)
+	}
+	ln.SetUnlinkOnClose(true)
+	s.ln, s.path = ln, path
+	s.wg.Add(1)
+	go s.accept()
+	return nil
+}
+
+func (s *Server) accept() {
+	defer s.wg.Done()
+	for {
+		conn, err := s.ln.Accept()
+		if err != nil {
+			if s.ctx.Err() == nil {
+				s.log.Warn("control socket: accept", "err", err)
+				if errors.Is(err, net.ErrClosed) {
+					return
+				}
+				time.Sleep(100 * time.Millisecond) // e.g. out of descriptors
+				continue
+			}
+			return
+		}
+		select {
+		case s.slots <- struct{}{}:
+		default:
+			writeResponse(conn, Response{Error: "too many control connections"})
+			conn.Close()
+			continue
+		}
+		s.mu.Lock()
+		s.conns[conn] = struct{}{}
+		s.mu.Unlock()
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			defer func() { <-s.slots }()
+			s.serve(conn)
+			s.mu.Lock()
+			delete(s.conns, conn)
+			s.mu.Unlock()
+			conn.Close()
+		}()
+	}
+}
+
+func (s *Server) serve(conn net.Conn) {
+	r := bufio.NewReaderSize(conn, 4096)
+	for {
+		_ = conn.SetReadDeadline(time.Now().Add(idleTimeout))
+		line, err := readLine(r)
+		if err != nil {
+			if errors.Is(err, errTooLong) {
+				writeResponse(conn, Response{Error: err.Error()})
+			}
+			return
+		}
+		if len(strings.TrimSpace(string(line))) == 0 {
+			continue
+		}
+		if err := writeResponse(conn, s.dispatch(line)); err != nil {
+			return
+		}
+	}
+}
+
+var errTooLong = fmt.Errorf("control: request longer than %d bytes", maxRequestBytes)
+
+func readLine(r *bufio.Reader) ([]byte, error) {
+	var line []byte
+	for {
+		chunk, err := r.ReadSlice('\n')
+		line = append(line, chunk...)
+		if len(line) > maxRequestBytes {
+			return nil, errTooLong
+		}
+		switch {
+		case err == nil:
+			return line, nil
+		case errors.Is(err, bufio.ErrBufferFull):
+			continue
+		default:
+			return nil, err
+		}
+	}
+}
+
+func (s *Server) dispatch(line []byte) (resp Response) {
+	var req Request
+	if err := json.Unmarshal(line, &req); err != nil {
+		return Response{Error: "bad request: " + err.Error()}
+	}
+	s.mu.Lock()
+	h, ok := s.handlers[req.Command]
+	s.mu.Unlock()
+	if !ok {
+		return Response{Error: fmt.Sprintf("unknown command %q (known: %s)", req.Command, strings.Join(s.Commands(), ", "))}
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			s.log.Error("control command panicked", "command", req.Command, "panic", p)
+			resp = Response{Error: fmt.Sprintf("command %s failed inside steward", req.Command)}
+		}
+	}()
+	result, err := h(s.ctx, req.Args)
+	if err != nil {
+		return Response{Error: err.Error()}
+	}
+	b, err := json.Marshal(result)
+	if err != nil {
+		return Response{Error: "encoding the result: " + err.Error()}
+	}
+	return Response{OK: true, Result: b}
+}
+
+func writeResponse(conn net.Conn, resp Response) error {
+	b, err := json.Marshal(resp)
+	if err != nil {
+		return err
+	}
+	_ = conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	_, err = conn.Write(append(b, '\n'))
+	return err
+}
+
+// Close stops listening, removes the socket and ends the connections.
+func (s *Server) Close(ctx context.Context) error {
+	s.cancel()
+	if s.ln != nil {
+		s.ln.Close()
+	}
+	s.mu.Lock()
+	for c := range s.conns {
+		c.Close()
+	}
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("control: closing: %w", ctx.Err())
+	}
+}
+
+// Call sends one command to the steward listening at path and decodes its
+// result into result (which may be nil).
+func Call(ctx context.Context, path, command string, args, result any) error {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "unix", path)
+	if err != nil {
+		return fmt.Errorf("control: cannot reach steward at %s: %w", path, err)
+	}
+	defer conn.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		_ = conn.SetDeadline(dl)
+	}
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+	req := Request{Command: command}
+	if args != nil {
+		if req.Args, err = json.Marshal(args); err != nil {
+			return fmt.Errorf("control: %w", err)
+		}
+	}
+	b, _ := json.Marshal(req)
+	if _, err := conn.Write(append(b, '\n')); err != nil {
+		return fmt.Errorf("control: sending %s: %w", command, err)
+	}
+	line, err := readLine(bufio.NewReader(conn))
+	if err != nil {
+		return fmt.Errorf("control: reading the answer to %s: %w", command, err)
+	}
+	var resp Response
+	if err := json.Unmarshal(line, &resp); err != nil {
+		return fmt.Errorf("control: bad answer to %s: %w", command, err)
+	}
+	if !resp.OK {
+		return &RemoteError{Command: command, Message: resp.Error}
+	}
+	if result != nil && len(resp.Result) > 0 {
+		if err := json.Unmarshal(resp.Result, result); err != nil {
+			return fmt.Errorf("control: bad result of %s: %w", command, err)
+		}
+	}
+	return nil
+}
+
+// RemoteError is an error the running steward answered with.
+type RemoteError struct {
+	Command, Message string
+}
+
+func (e *RemoteError) Error() string { return e.Command + ": " + e.Message }
+
+// SocketPaths lists where the control socket may be, in the order the
+// server tries them: the configured path alone, or the default under
+// /run/steward, then $XDG_RUNTIME_DIR/steward, then a per-user directory
+// under the temporary directory, for a steward that cannot write /run.
+func SocketPaths(configured string, environ []string) []string {
+	if configured != "" {
+		return []string{configured}
+	}
+	paths := []string{"/run/steward/control.sock"}
+	for _, kv := range environ {
+		if v, ok := strings.CutPrefix(kv, "XDG_RUNTIME_DIR="); ok && filepath.IsAbs(v) {
+			paths = append(paths, filepath.Join(v, "steward", "control.sock"))
+		}
+	}
+	tmp := "/tmp"
+	for _, kv := range environ {
+		if v, ok := strings.CutPrefix(kv, "TMPDIR="); ok && filepath.IsAbs(v) {
+			tmp = v
+		}
+	}
+	return append(paths, filepath.Join(tmp, "steward-"+strconv.Itoa(os.Getuid()), "control.sock"))
+}
+
+// ErrInUse: a steward answers on the socket already.
+var ErrInUse = errors.New("another steward is listening there")
+
+// ListenFirst listens on the first of paths where a socket can be made. It
+// stops at a path where another steward answers, so two never share the
+// fallback paths unknowingly.
+func (s *Server) ListenFirst(paths []string) error {
+	var errs []error
+	for _, p := range paths {
+		err := s.Listen(p)
+		if err == nil {
+			return nil
+		}
+		errs = append(errs, err)
+		if errors.Is(err, ErrInUse) {
+			break
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// FindSocket returns the first of paths where a socket exists, for a
+// client; it returns the first path when none does, so the error names it.
+func FindSocket(paths []string) string {
+	for _, p := range paths {
+		if fi, err := os.Stat(p); err == nil && fi.Mode()&os.ModeSocket != 0 {
+			return p
+		}
+	}
+	return paths[0]
+}
