@@ -44,6 +44,9 @@ type Steward struct {
 	// SuccessExitCodes are exit codes of the main program that steward
 	// reports as 0 (tini -e).
 	SuccessExitCodes []int `toml:"success_exit_codes"`
+	// ReloadOnSighup makes SIGHUP reload the config instead of being
+	// forwarded to the main program.
+	ReloadOnSighup bool `toml:"reload_on_sighup"`
 	// FlushTimeout bounds the flush of metrics, logs and check results
 	// (and the Sensu deregistration) after the programs have stopped.
 	FlushTimeout Duration `toml:"flush_timeout"`

@@ -27,11 +27,15 @@ type HTTP struct {
 }
 
 // Control is the [control] section: the local Unix socket that `steward
-// health` (and later commands) talk to.
+// health`, `status`, `start`, `stop`, `restart`, `signal`, `logs` and
+// `reload` talk to.
 type Control struct {
 	// Socket is the socket's path; empty picks DefaultControlSocket, or a
 	// fallback when its directory cannot be created.
 	Socket string `toml:"socket"`
+	// LogLines is how many recent lines of each program `steward logs`
+	// can show; 0 keeps none.
+	LogLines int `toml:"log_lines"`
 }
 
 // Defaults of the local surfaces.
@@ -40,6 +44,7 @@ const (
 	DefaultGracePeriod     = 30 * time.Second
 	DefaultProgramInterval = 60 * time.Second
 	DefaultControlSocket   = "/run/steward/control.sock"
+	DefaultLogLines        = 1000
 	HTTPOff                = "off"
 )
 
@@ -53,6 +58,9 @@ func init() {
 }
 
 func validateLocalSurfaces(d *decoder, cfg *Config) {
+	if n := cfg.Control.LogLines; n < 0 || n > 1_000_000 {
+		d.add("", "control.log_lines", "%d is outside 0 to 1000000", n)
+	}
 	if cfg.Health.ProgramInterval < Duration(time.Second) {
 		d.add("", "health.program_interval", "must be at least 1s")
 	}

@@ -81,6 +81,7 @@ func Load(opts Options) (*Config, error) {
 	cfg.Steward.setDefaults()
 	cfg.Health.setDefaults()
 	cfg.Sensu.setDefaults()
+	cfg.Control.LogLines = DefaultLogLines
 	d.decode("", tree, reflect.ValueOf(cfg).Elem())
 	if cfg.Programs == nil {
 		cfg.Programs = map[string]*Program{}

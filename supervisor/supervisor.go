@@ -54,6 +54,8 @@ type Supervisor struct {
 	loopDone chan struct{}
 	captures sync.WaitGroup
 
+	onHangup func()
+
 	shuttingDown  bool
 	shutdownBegan chan struct{}
 	shutdownStart time.Time
@@ -70,6 +72,13 @@ type Option func(*Supervisor)
 // instead of steward's own.
 func WithOutput(stdout, stderr io.Writer) Option {
 	return func(s *Supervisor) { s.out.stdout, s.out.stderr = stdout, stderr }
+}
+
+// WithHangup makes SIGHUP call reload instead of being forwarded (the
+// reload_on_sighup setting). reload runs on its own goroutine and may use
+// the supervisor's methods.
+func WithHangup(reload func()) Option {
+	return func(s *Supervisor) { s.onHangup = reload }
 }
 
 // WithEnviron sets the environment programs inherit (default os.Environ).
@@ -249,6 +258,10 @@ func (m *mailbox) take() []func() {
 // onSignal handles a signal steward received.
 func (s *Supervisor) onSignal(sig syscall.Signal) {
 	s.log.Debug("signal received", "signal", signalName(sig))
+	if sig == syscall.SIGHUP && s.onHangup != nil {
+		go s.onHangup()
+		return
+	}
 	if (sig == syscall.SIGTERM || sig == syscall.SIGINT) && !s.shuttingDown {
 		// The forwarded signal is the stop signal of the programs that
 		// receive forwarded signals; the rest get their own, in order.

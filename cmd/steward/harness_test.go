@@ -340,6 +340,23 @@ func (in *instance) nsProcs() []proc {
 	return out
 }
 
+// hostPID translates a pid as steward logs it (in its namespace) to the
+// host's, through NSpid; 0 when no such process is left.
+func (in *instance) hostPID(nsPID int) int {
+	for _, p := range in.nsProcs() {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.pid))
+		for line := range strings.SplitSeq(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "NSpid:"); ok {
+				f := strings.Fields(v)
+				if f[len(f)-1] == strconv.Itoa(nsPID) {
+					return p.pid
+				}
+			}
+		}
+	}
+	return 0
+}
+
 func zombies(procs []proc) []proc {
 	var z []proc
 	for _, p := range procs {

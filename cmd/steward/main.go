@@ -29,6 +29,11 @@ Usage:
   steward [--config FILE] [--] [CMD [ARG...]]   supervise (CMD is the main program)
   steward validate [--config FILE] [-- CMD...]  check a configuration, exit 2 if bad
   steward health [--ready] [--json]             ask the running steward: exit 0 healthy, 1 not
+  steward status [--json]                       programs: state, pid, uptime, restarts, last exit
+  steward start|stop|restart PROGRAM...|all     and wait until done (--timeout)
+  steward signal SIGNAL PROGRAM...|all          send a signal to the programs' process groups
+  steward logs [-f] [-n N] PROGRAM              a program's recent lines; -f follows
+  steward reload                                re-read the config: changed programs restart
   steward version                               print the version
   steward service install|uninstall|start|stop|restart|status --config FILE
                                                 run as a host service (systemd)
@@ -63,6 +68,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return serviceCommand(args[1:], stdout, stderr)
 		case "health":
 			return health(args[1:], stdout, stderr)
+		case "status", "start", "stop", "restart", "signal", "logs", "reload":
+			return ctlCommand(args[0], args[1:], stdout, stderr)
 		case "help":
 			fmt.Fprint(stdout, usage)
 			return 0
@@ -176,12 +183,16 @@ type wiring struct {
 	// to the components that ship them; health keeps the latest of each.
 	results *supervisor.Stream[checks.Report]
 	health  *checks.Health
+	// opts are what the config was loaded from, for reloads; reload is set
+	// by startCtl.
+	opts   configs.Options
+	reload func(ctx context.Context) (reloadResult, error)
 }
 
 // starters build the components in order. Each returns nil when its feature
 // is not configured; an error stops steward before any program starts.
 var starters = []func(ctx context.Context, w *wiring) (component, error){
-	startChecks, startSensu, startHTTP, startControl,
+	startChecks, startSensu, startHTTP, startCtl, startControl,
 }
 
 func supervise(args []string, stderr io.Writer) int {
@@ -197,13 +208,22 @@ func supervise(args []string, stderr io.Writer) int {
 		return exitUsage
 	}
 	log := newLogger(cfg, stderr)
-	sup, err := supervisor.New(cfg, log)
+	w := &wiring{cfg: cfg, log: log, opts: opts, mux: http.NewServeMux(), control: control.NewServer(log),
+		results: supervisor.NewStream[checks.Report]("check results", log)}
+	var supOpts []supervisor.Option
+	if cfg.Steward.ReloadOnSighup {
+		supOpts = append(supOpts, supervisor.WithHangup(func() {
+			if res, err := w.reload(context.Background()); err == nil {
+				log.Info("reloaded on SIGHUP", "added", res.Added, "removed", res.Removed, "changed", res.Changed)
+			}
+		}))
+	}
+	sup, err := supervisor.New(cfg, log, supOpts...)
 	if err != nil {
 		log.Error("cannot start", "err", err)
 		return exitFailed
 	}
-	w := &wiring{cfg: cfg, log: log, sup: sup, mux: http.NewServeMux(), control: control.NewServer(log),
-		results: supervisor.NewStream[checks.Report]("check results", log)}
+	w.sup = sup
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var started []component

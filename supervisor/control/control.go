@@ -28,16 +28,23 @@ type Request struct {
 	Args    json.RawMessage `json:"args,omitempty"`
 }
 
-// Response answers one request.
+// Response answers one request. A stream command answers with any number
+// of responses marked More, then one without.
 type Response struct {
 	OK     bool            `json:"ok"`
 	Error  string          `json:"error,omitempty"`
 	Result json.RawMessage `json:"result,omitempty"`
+	More   bool            `json:"more,omitempty"`
 }
 
 // HandlerFunc answers a command. Its result is encoded as JSON; an error is
 // sent back as the response's error.
 type HandlerFunc func(ctx context.Context, args json.RawMessage) (any, error)
+
+// StreamFunc answers a command with a stream of results (`logs -f`): it
+// calls send for each, and returns when done, when send fails or when ctx
+// ends (the client went away, or steward is stopping).
+type StreamFunc func(ctx context.Context, args json.RawMessage, send func(any) error) error
 
 // Limits of the server: the largest request line, how many clients are
 // served at once, and how long a connection may sit idle.
@@ -53,6 +60,7 @@ type Server struct {
 
 	mu       sync.Mutex
 	handlers map[string]HandlerFunc
+	streams  map[string]StreamFunc
 	ln       *net.UnixListener
 	path     string
 	conns    map[net.Conn]struct{}
@@ -66,8 +74,15 @@ type Server struct {
 // NewServer returns a server with no handlers.
 func NewServer(log *slog.Logger) *Server {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Server{log: log, handlers: map[string]HandlerFunc{}, conns: map[net.Conn]struct{}{},
+	return &Server{log: log, handlers: map[string]HandlerFunc{}, streams: map[string]StreamFunc{}, conns: map[net.Conn]struct{}{},
 		ctx: ctx, cancel: cancel, slots: make(chan struct{}, maxConnections)}
+}
+
+// HandleStream registers a stream command. Register before Listen.
+func (s *Server) HandleStream(name string, h StreamFunc) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.streams[name] = h
 }
 
 // Handle registers h for command name. Register before Listen.
@@ -81,8 +96,11 @@ func (s *Server) Handle(name string, h HandlerFunc) {
 func (s *Server) Commands() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	names := make([]string, 0, len(s.handlers))
+	names := make([]string, 0, len(s.handlers)+len(s.streams))
 	for n := range s.handlers {
+		names = append(names, n)
+	}
+	for n := range s.streams {
 		names = append(names, n)
 	}
 	sort.Strings(names)
@@ -182,9 +200,52 @@ func (s *Server) serve(conn net.Conn) {
 		if len(strings.TrimSpace(string(line))) == 0 {
 			continue
 		}
+		if req, h := s.stream(line); h != nil {
+			// A stream owns the connection until it ends.
+			s.serveStream(conn, r, req, h)
+			return
+		}
 		if err := writeResponse(conn, s.dispatch(line)); err != nil {
 			return
 		}
+	}
+}
+
+// stream returns the stream handler a request names, if any.
+func (s *Server) stream(line []byte) (Request, StreamFunc) {
+	var req Request
+	if json.Unmarshal(line, &req) != nil {
+		return req, nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return req, s.streams[req.Command]
+}
+
+// serveStream runs a stream handler; it ends when the client closes its
+// side, which a reader notices while the handler waits for something to
+// send.
+func (s *Server) serveStream(conn net.Conn, r *bufio.Reader, req Request, h StreamFunc) {
+	ctx, cancel := context.WithCancel(s.ctx)
+	defer cancel()
+	_ = conn.SetReadDeadline(time.Time{})
+	go func() {
+		_, _ = r.ReadByte() // EOF or an error: the client is gone
+		cancel()
+	}()
+	send := func(v any) error {
+		b, err := json.Marshal(v)
+		if err != nil {
+			return err
+		}
+		return writeResponse(conn, Response{OK: true, More: true, Result: b})
+	}
+	err := h(ctx, req.Args, send)
+	switch {
+	case err != nil && ctx.Err() == nil:
+		writeResponse(conn, Response{Error: err.Error()})
+	case ctx.Err() == nil:
+		writeResponse(conn, Response{OK: true})
 	}
 }
 
@@ -309,6 +370,52 @@ func Call(ctx context.Context, path, command string, args, result any) error {
 		}
 	}
 	return nil
+}
+
+// Stream sends a stream command and calls each with every result until the
+// steward ends the stream, ctx ends, or each returns an error.
+func Stream(ctx context.Context, path, command string, args any, each func(json.RawMessage) error) error {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "unix", path)
+	if err != nil {
+		return fmt.Errorf("control: cannot reach steward at %s: %w", path, err)
+	}
+	defer conn.Close()
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+	req := Request{Command: command}
+	if args != nil {
+		if req.Args, err = json.Marshal(args); err != nil {
+			return fmt.Errorf("control: %w", err)
+		}
+	}
+	b, _ := json.Marshal(req)
+	if _, err := conn.Write(append(b, '\n')); err != nil {
+		return fmt.Errorf("control: sending %s: %w", command, err)
+	}
+	r := bufio.NewReader(conn)
+	for {
+		line, err := readLine(r)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return fmt.Errorf("control: reading %s: %w", command, err)
+		}
+		var resp Response
+		if err := json.Unmarshal(line, &resp); err != nil {
+			return fmt.Errorf("control: bad answer to %s: %w", command, err)
+		}
+		if !resp.OK {
+			return &RemoteError{Command: command, Message: resp.Error}
+		}
+		if !resp.More {
+			return nil
+		}
+		if err := each(resp.Result); err != nil {
+			return err
+		}
+	}
 }
 
 // RemoteError is an error the running steward answered with.

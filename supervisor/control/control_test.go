@@ -24,6 +24,22 @@ func newServer(t *testing.T) (*Server, string) {
 		return map[string]string{"got": in["say"]}, nil
 	})
 	s.Handle("fail", func(context.Context, json.RawMessage) (any, error) { return nil, errors.New("no such program") })
+	s.HandleStream("count", func(ctx context.Context, args json.RawMessage, send func(any) error) error {
+		for i := range 3 {
+			if err := send(i); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	s.HandleStream("follow", func(ctx context.Context, args json.RawMessage, send func(any) error) error {
+		if err := send("first"); err != nil {
+			return err
+		}
+		<-ctx.Done() // waits for more, as logs -f does
+		followEnded <- struct{}{}
+		return ctx.Err()
+	})
 	path := filepath.Join(t.TempDir(), "run", "steward", "control.sock")
 	if err := s.Listen(path); err != nil {
 		t.Fatal(err)
@@ -54,7 +70,7 @@ func TestRoundTripAndMode(t *testing.T) {
 	if err := Call(ctx, path, "fail", nil, nil); !errors.As(err, &re) || re.Message != "no such program" {
 		t.Fatalf("fail: %v", err)
 	}
-	if err := Call(ctx, path, "nope", nil, nil); err == nil || !strings.Contains(err.Error(), `unknown command "nope" (known: echo, fail)`) {
+	if err := Call(ctx, path, "nope", nil, nil); err == nil || !strings.Contains(err.Error(), `unknown command "nope" (known: count, echo, fail, follow)`) {
 		t.Fatalf("unknown: %v", err)
 	}
 }
@@ -107,6 +123,38 @@ func TestStaleSocketReplacedLiveOneKept(t *testing.T) {
 	os.WriteFile(regular, []byte("x"), 0o600)
 	if err := NewServer(slog.New(slog.DiscardHandler)).Listen(regular); err == nil {
 		t.Fatal("a regular file was replaced by the socket")
+	}
+}
+
+var followEnded = make(chan struct{}, 1)
+
+func TestStreams(t *testing.T) {
+	_, path := newServer(t)
+	var got []int
+	err := Stream(context.Background(), path, "count", nil, func(r json.RawMessage) error {
+		var n int
+		json.Unmarshal(r, &n)
+		got = append(got, n)
+		return nil
+	})
+	if err != nil || len(got) != 3 || got[2] != 2 {
+		t.Fatalf("count: %v %v", got, err)
+	}
+	// A client that goes away ends a stream that was waiting.
+	ctx, cancel := context.WithCancel(context.Background())
+	err = Stream(ctx, path, "follow", nil, func(json.RawMessage) error { cancel(); return nil })
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("follow: %v", err)
+	}
+	select {
+	case <-followEnded:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the stream handler did not notice the client leaving")
+	}
+	// A plain command still answers on a stream-capable server.
+	var echo map[string]string
+	if err := Call(context.Background(), path, "echo", map[string]string{"say": "hi"}, &echo); err != nil || echo["got"] != "hi" {
+		t.Fatalf("echo: %v %v", echo, err)
 	}
 }
 

@@ -1,0 +1,418 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/stewardhq/steward/configs"
+	"github.com/stewardhq/steward/supervisor"
+)
+
+// The control commands (supervisorctl's): the handlers the running steward
+// serves on its control socket. The client side is in ctl_client.go.
+
+// programInfo is one program in `steward status`.
+type programInfo struct {
+	Name          string  `json:"name"`
+	State         string  `json:"state"`
+	PID           int     `json:"pid,omitempty"`
+	Main          bool    `json:"main,omitempty"`
+	Ready         bool    `json:"ready"`
+	UptimeSeconds float64 `json:"uptime_seconds,omitempty"`
+	Restarts      int     `json:"restarts"`
+	LastExitCode  *int    `json:"last_exit_code,omitempty"`
+}
+
+// programsArgs names the programs a command acts on ("all" for every one).
+type programsArgs struct {
+	Programs []string      `json:"programs"`
+	Signal   string        `json:"signal,omitempty"`
+	Timeout  time.Duration `json:"timeout,omitempty"`
+}
+
+// programResult is what a command did to one program.
+type programResult struct {
+	Name  string `json:"name"`
+	State string `json:"state,omitempty"`
+	Error string `json:"error,omitempty"`
+}
+
+// logsArgs asks for a program's recent lines, and maybe the lines to come.
+type logsArgs struct {
+	Program string `json:"program"`
+	Lines   int    `json:"lines"`
+	Follow  bool   `json:"follow"`
+}
+
+// reloadResult is the answer to `steward reload`.
+type reloadResult struct {
+	supervisor.ReloadResult
+	// NotApplied lists config sections outside [programs] that changed
+	// and take effect only when steward starts again.
+	NotApplied []string `json:"not_applied,omitempty"`
+}
+
+// ctl serves the control commands of one running steward.
+type ctl struct {
+	w    *wiring
+	ring *logRing
+	// reloading serialises reloads (a SIGHUP and `steward reload` at once).
+	reloading sync.Mutex
+}
+
+// startCtl registers the control commands before the socket listens, and
+// keeps the recent lines `steward logs` shows.
+func startCtl(ctx context.Context, w *wiring) (component, error) {
+	c := &ctl{w: w, ring: newLogRing(w.cfg.Control.LogLines)}
+	w.reload = c.reload
+	sub := w.sup.Logs().Subscribe("steward logs", w.cfg.Steward.LogBufferLines)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for rec := range sub.C {
+			c.ring.add(rec)
+		}
+	}()
+	w.control.Handle("status", func(ctx context.Context, _ json.RawMessage) (any, error) { return c.status(ctx), nil })
+	for _, name := range []string{"start", "stop", "restart", "signal"} {
+		w.control.Handle(name, func(ctx context.Context, raw json.RawMessage) (any, error) {
+			var args programsArgs
+			if err := json.Unmarshal(raw, &args); err != nil {
+				return nil, fmt.Errorf("bad arguments: %w", err)
+			}
+			return c.act(ctx, name, args)
+		})
+	}
+	w.control.Handle("reload", func(ctx context.Context, _ json.RawMessage) (any, error) { return c.reload(ctx) })
+	w.control.HandleStream("logs", func(ctx context.Context, raw json.RawMessage, send func(any) error) error {
+		var args logsArgs
+		if err := json.Unmarshal(raw, &args); err != nil {
+			return fmt.Errorf("bad arguments: %w", err)
+		}
+		return c.logs(ctx, args, send)
+	})
+	return closer(func(context.Context) error {
+		w.sup.Logs().Unsubscribe(sub)
+		<-done
+		return nil
+	}), nil
+}
+
+// closer adapts a function to the component interface.
+type closer func(ctx context.Context) error
+
+func (f closer) Close(ctx context.Context) error { return f(ctx) }
+
+func (c *ctl) status(ctx context.Context) []programInfo {
+	var out []programInfo
+	for _, st := range c.w.sup.Status(ctx) {
+		pi := programInfo{Name: st.Name, State: st.State.String(), PID: st.PID, Main: st.Main,
+			Ready: st.Ready, Restarts: st.Restarts}
+		if !st.StartedAt.IsZero() {
+			pi.UptimeSeconds = time.Since(st.StartedAt).Round(time.Second).Seconds()
+		}
+		if st.LastExitCode >= 0 {
+			code := st.LastExitCode
+			pi.LastExitCode = &code
+		}
+		out = append(out, pi)
+	}
+	return out
+}
+
+// Command timeouts when the client sets none: long enough for a stop
+// timeout and a slow start.
+const defaultActTimeout = time.Minute
+
+// act starts, stops, restarts or signals programs and, except for signal,
+// waits until each has got there (or the timeout ends).
+func (c *ctl) act(ctx context.Context, command string, args programsArgs) ([]programResult, error) {
+	names, err := c.expand(ctx, args.Programs)
+	if err != nil {
+		return nil, err
+	}
+	timeout := args.Timeout
+	if timeout <= 0 {
+		timeout = defaultActTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var sig syscall.Signal
+	if command == "signal" {
+		if sig, err = configs.ParseSignal(args.Signal); err != nil {
+			return nil, err
+		}
+	}
+	before := map[string]int{}
+	for _, st := range c.w.sup.Status(ctx) {
+		before[st.Name] = st.PID
+	}
+	results := make([]programResult, len(names))
+	for i, name := range names {
+		results[i].Name = name
+		switch command {
+		case "start":
+			err = c.w.sup.StartProgram(ctx, name)
+		case "stop":
+			err = c.w.sup.StopProgram(ctx, name)
+		case "restart":
+			err = c.w.sup.RestartProgram(ctx, name)
+		case "signal":
+			err = c.w.sup.SignalProgram(ctx, name, sig)
+		}
+		if err != nil {
+			results[i].Error = strings.TrimPrefix(err.Error(), "supervisor: ")
+		}
+	}
+	if command == "signal" {
+		return results, nil
+	}
+	c.await(ctx, command, results, before)
+	return results, nil
+}
+
+// await polls until every program acted on has reached where the command
+// takes it, then fills in its state.
+func (c *ctl) await(ctx context.Context, command string, results []programResult, before map[string]int) {
+	arrived := func(st supervisor.ProgramStatus) bool {
+		switch command {
+		case "stop":
+			return st.PID == 0 && st.State != supervisor.StateStopping
+		default: // start, restart: a new process that has started, or failed for good
+			switch st.State {
+			case supervisor.StateRunning, supervisor.StateCompleted, supervisor.StateFatal, supervisor.StateExited:
+				return command == "start" || st.PID != before[st.Name] || st.State != supervisor.StateRunning
+			}
+			return false
+		}
+	}
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		statuses := map[string]supervisor.ProgramStatus{}
+		for _, st := range c.w.sup.Status(ctx) {
+			statuses[st.Name] = st
+		}
+		pending := false
+		for i := range results {
+			r := &results[i]
+			st, ok := statuses[r.Name]
+			if !ok {
+				r.State = "removed"
+				continue
+			}
+			r.State = st.State.String()
+			if r.Error == "" && !arrived(st) {
+				pending = true
+			}
+		}
+		if !pending {
+			return
+		}
+		select {
+		case <-c.w.sup.ShuttingDown():
+			// Stopping the main program stops steward: answer before the
+			// socket goes away with it.
+			for i := range results {
+				if results[i].Error == "" {
+					results[i].State = "stopping (steward is shutting down)"
+				}
+			}
+			return
+		case <-ctx.Done():
+			for i := range results {
+				if results[i].Error == "" && !arrived(statuses[results[i].Name]) {
+					results[i].Error = "still " + results[i].State + " when the command's time ran out"
+				}
+			}
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// expand resolves "all" and checks the names.
+func (c *ctl) expand(ctx context.Context, names []string) ([]string, error) {
+	if len(names) == 0 {
+		return nil, errors.New("name one or more programs, or all")
+	}
+	var known []string
+	for _, st := range c.w.sup.Status(ctx) {
+		known = append(known, st.Name)
+	}
+	if slices.Contains(names, "all") {
+		return known, nil
+	}
+	for _, n := range names {
+		if !slices.Contains(known, n) {
+			return nil, fmt.Errorf("no program %q (programs: %s)", n, strings.Join(known, ", "))
+		}
+	}
+	return names, nil
+}
+
+// reload re-reads the configuration as steward was started with it. A
+// config with problems is refused and the running one kept.
+func (c *ctl) reload(ctx context.Context) (reloadResult, error) {
+	c.reloading.Lock()
+	defer c.reloading.Unlock()
+	next, err := configs.Load(c.w.opts)
+	if err != nil {
+		var cerr *configs.Error
+		if errors.As(err, &cerr) {
+			lines := make([]string, len(cerr.Problems))
+			for i, p := range cerr.Problems {
+				lines[i] = p.String()
+			}
+			c.w.log.Error("reload refused: the configuration has problems; the running one is kept", "problems", lines)
+			return reloadResult{}, fmt.Errorf("configuration refused, the running one is kept:\n%s", strings.Join(lines, "\n"))
+		}
+		return reloadResult{}, err
+	}
+	res := reloadResult{NotApplied: changedSections(c.w.cfg, next)}
+	if res.ReloadResult, err = c.w.sup.Reload(ctx, next); err != nil {
+		return res, err
+	}
+	if len(res.NotApplied) > 0 {
+		c.w.log.Warn("reload: these sections changed and take effect when steward starts again", "sections", res.NotApplied)
+	}
+	return res, nil
+}
+
+// changedSections names the top-level sections, other than the programs,
+// that differ between two configs.
+func changedSections(old, next *configs.Config) []string {
+	var changed []string
+	ov, nv := reflect.ValueOf(old).Elem(), reflect.ValueOf(next).Elem()
+	for i := range ov.NumField() {
+		tag := ov.Type().Field(i).Tag.Get("toml")
+		if tag == "" || tag == "-" || tag == "programs" {
+			continue
+		}
+		if !reflect.DeepEqual(ov.Field(i).Interface(), nv.Field(i).Interface()) {
+			changed = append(changed, tag)
+		}
+	}
+	return changed
+}
+
+func (c *ctl) logs(ctx context.Context, args logsArgs, send func(any) error) error {
+	names, err := c.expand(ctx, []string{args.Program})
+	if err != nil {
+		return err
+	}
+	recent, live := c.ring.snapshot(names[0], args.Lines, args.Follow)
+	if live != nil {
+		defer c.ring.unfollow(names[0], live)
+	}
+	for _, rec := range recent {
+		if err := send(rec); err != nil {
+			return err
+		}
+	}
+	if !args.Follow {
+		return nil
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case rec := <-live:
+			if err := send(rec); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// Bounds of the ring: lines per program (configurable) and bytes per
+// program, so long lines cannot make it large.
+const (
+	ringBytesPerProgram = 1 << 20
+	followerBuffer      = 1024
+)
+
+// logRing keeps the recent lines of every program, and hands new ones to
+// followers. A follower too slow to keep up misses lines rather than
+// holding anything up.
+type logRing struct {
+	max int
+
+	mu        sync.Mutex
+	programs  map[string]*programLines
+	followers map[string][]chan supervisor.LogRecord
+}
+
+type programLines struct {
+	recs  []supervisor.LogRecord // oldest first
+	bytes int
+}
+
+func newLogRing(max int) *logRing {
+	return &logRing{max: max, programs: map[string]*programLines{}, followers: map[string][]chan supervisor.LogRecord{}}
+}
+
+func (r *logRing) add(rec supervisor.LogRecord) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.max > 0 {
+		pl := r.programs[rec.Program]
+		if pl == nil {
+			pl = &programLines{}
+			r.programs[rec.Program] = pl
+		}
+		pl.recs = append(pl.recs, rec)
+		pl.bytes += len(rec.Text)
+		drop := 0
+		for len(pl.recs)-drop > r.max || pl.bytes > ringBytesPerProgram && drop < len(pl.recs)-1 {
+			pl.bytes -= len(pl.recs[drop].Text)
+			drop++
+		}
+		if drop > 0 {
+			// Copy rather than reslice, so the dropped records' text is freed.
+			pl.recs = append(pl.recs[:0:0], pl.recs[drop:]...)
+		}
+	}
+	for _, ch := range r.followers[rec.Program] {
+		select {
+		case ch <- rec:
+		default:
+		}
+	}
+}
+
+// snapshot returns up to n of the program's last lines (none when n is 0,
+// all kept when n is negative) and, to follow, a channel of the lines after those: both under
+// one lock, so no line is lost or repeated between them.
+func (r *logRing) snapshot(program string, n int, follow bool) ([]supervisor.LogRecord, chan supervisor.LogRecord) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var recs []supervisor.LogRecord
+	if pl := r.programs[program]; pl != nil {
+		recs = pl.recs
+		if n >= 0 && n < len(recs) {
+			recs = recs[len(recs)-n:]
+		}
+		recs = slices.Clone(recs)
+	}
+	if !follow {
+		return recs, nil
+	}
+	ch := make(chan supervisor.LogRecord, followerBuffer)
+	r.followers[program] = append(r.followers[program], ch)
+	return recs, ch
+}
+
+func (r *logRing) unfollow(program string, ch chan supervisor.LogRecord) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.followers[program] = slices.DeleteFunc(r.followers[program], func(c chan supervisor.LogRecord) bool { return c == ch })
+}
