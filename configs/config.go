@@ -15,6 +15,8 @@ type Config struct {
 
 	Steward  Steward             `toml:"steward"`
 	Programs map[string]*Program `toml:"programs"`
+	Metrics  Metrics             `toml:"metrics"`
+	Graphite Graphite            `toml:"graphite"`
 
 	// Order lists program names in the order they appear in the file, then
 	// the command-line main program; it breaks ties in start order.

@@ -29,6 +29,17 @@ var EnvSettings = []EnvSetting{
 	{Name: "STEWARD_OUTPUT_PREFIX", Key: "steward.output_prefix"},
 	{Name: "STEWARD_OUTPUT_TIMESTAMPS", Key: "steward.output_timestamps"},
 	{Name: "STEWARD_MAX_LINE_BYTES", Key: "steward.max_line_bytes"},
+	{Name: "STEWARD_METRICS_INTERVAL", Key: "metrics.interval"},
+	{Name: "STEWARD_METRICS_PRINT", Key: "metrics.print"},
+	{Name: "STEWARD_METRICS_COLLECTORS", Key: "metrics.collectors"},
+	{Name: "STEWARD_GRAPHITE_ADDR", Key: "graphite.addr"},
+	{Name: "STEWARD_GRAPHITE_PROTOCOL", Key: "graphite.protocol"},
+	{Name: "STEWARD_GRAPHITE_FAILOVER", Key: "graphite.failover"},
+	{Name: "STEWARD_GRAPHITE_MODE", Key: "graphite.mode"},
+	{Name: "STEWARD_GRAPHITE_PREFIX", Key: "graphite.prefix"},
+	{Name: "STEWARD_GRAPHITE_TEMPLATE", Key: "graphite.template"},
+	{Name: "STEWARD_GRAPHITE_BUFFER", Key: "graphite.buffer"},
+	{Name: "STEWARD_GRAPHITE_TIMEOUT", Key: "graphite.timeout"},
 }
 
 // SecretEnvNames lists the variables that must never reach a program.

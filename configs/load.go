@@ -79,6 +79,8 @@ func Load(opts Options) (*Config, error) {
 
 	cfg := &Config{File: opts.Path}
 	cfg.Steward.setDefaults()
+	cfg.Metrics.setDefaults()
+	cfg.Graphite.setDefaults()
 	d.decode("", tree, reflect.ValueOf(cfg).Elem())
 	if cfg.Programs == nil {
 		cfg.Programs = map[string]*Program{}
