@@ -1,24 +1,16 @@
 package collectors
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"math"
 	"os"
 	"path/filepath"
-	"strconv"
+	"slices"
 	"strings"
-
-	"github.com/containerd/cgroups/v3/cgroup1"
-	v1stats "github.com/containerd/cgroups/v3/cgroup1/stats"
-	"github.com/containerd/cgroups/v3/cgroup2"
-	v2stats "github.com/containerd/cgroups/v3/cgroup2/stats"
-	"github.com/prometheus/procfs"
 )
 
 // Cgroup modes.
@@ -35,34 +27,19 @@ var v1Controllers = [...]string{"cpu", "cpuacct", "memory", "pids", "blkio"}
 // pressure. It finds the cgroup from /proc/self/cgroup and mountinfo, so it
 // works with a private cgroup namespace (the container's cgroup is the
 // mount's root) and with the host's (the path is looked up below the
-// mount). Values come from containerd/cgroups' stats readers; what they do
-// not read (CPU limits, v1 "max", PSI beside an empty v2 hierarchy) is read
-// here.
+// mount). It reads the same files as containerd/cgroups' stats readers,
+// with which the tests compare it (see parse.go for why not with them).
 //
 // Absent, zero and unlimited stay apart: a series whose file the kernel
-// does not have is not emitted (the library would report 0), and a limit is
-// emitted only when one is set (the library reports "max" as MaxUint64 on
-// v2 and as 0 for v1 pids).
+// does not have is not emitted, and a limit only when one is set ("max",
+// v1's huge "no limit" number and a CFS quota of -1 are no limit).
 type Cgroup struct {
 	log   *slog.Logger
 	place cgroupPlace
-
-	v2 *cgroup2.Manager
-	v1 []v1Controller
+	r     reader
 
 	present map[string]bool // files that exist: "memory.max" (v2), "memory/memory.stat" (v1), "unified/cpu.pressure"
 	rounds  int
-}
-
-type v1Controller struct {
-	name string
-	// The controllers of containerd/cgroups/v3/cgroup1 all have this
-	// method; Load would add a Lstat per controller and a goroutine each
-	// per read, which a 10 s loop does not need.
-	stat interface {
-		Stat(path string, m *v1stats.Metrics) error
-	}
-	path string // relative to the controller's library root, see newCgroupV1
 }
 
 // cgroupPlace is where the process's cgroup is on disk.
@@ -70,10 +47,6 @@ type cgroupPlace struct {
 	mode    string
 	unified string            // the cgroup's directory in the v2 hierarchy, if mounted
 	v1      map[string]string // controller -> the cgroup's directory
-	v1mount map[string]string // controller -> its hierarchy's mount point
-	v1rel   map[string]string // controller -> the cgroup's path below that mount
-	// For v2: the mount point and the path below it.
-	v2mount, v2rel string
 }
 
 // NewCgroup finds the cgroup of the process reading root/proc/self.
@@ -83,16 +56,7 @@ func NewCgroup(root string, log *slog.Logger) (*Cgroup, error) {
 		return nil, err
 	}
 	c := &Cgroup{log: log, place: place}
-	if place.mode == CgroupV2 {
-		c.v2, err = cgroup2.Load(place.v2rel, cgroup2.WithMountpoint(place.v2mount))
-		if err != nil {
-			return nil, fmt.Errorf("cgroup: load %s: %w", place.unified, err)
-		}
-	}
 	c.scan()
-	if place.mode != CgroupV2 {
-		c.v1 = newCgroupV1(root, place, c.present)
-	}
 	log.Debug("metrics: cgroup found", "mode", place.mode, "unified", place.unified, "v1", place.v1)
 	return c, nil
 }
@@ -141,223 +105,348 @@ func (c *Cgroup) Collect(_ context.Context, emit func(Sample)) error {
 	return c.collectV1(emit)
 }
 
-func (c *Cgroup) collectV2(emit func(Sample)) error {
-	st, err := c.v2.StatFiltered(cgroup2.StatPids | cgroup2.StatCPU | cgroup2.StatMemory | cgroup2.StatMemoryEvents | cgroup2.StatIO)
+// file opens name in dir for one of the parse functions; errors name the
+// file.
+func (c *Cgroup) parse(dir, name string, parse func(r *bytes.Buffer) error) error {
+	b, err := c.r.read(filepath.Join(dir, name))
 	if err != nil {
-		return fmt.Errorf("cgroup: %s: %w", c.place.unified, err)
+		return fmt.Errorf("cgroup: %w", err)
 	}
-	has := c.present
+	if err := parse(b); err != nil {
+		return fmt.Errorf("cgroup: %s: %w", filepath.Join(dir, name), err)
+	}
+	return nil
+}
+
+func (c *Cgroup) value(dir, name string) (v uint64, err error) {
+	err = c.parse(dir, name, func(r *bytes.Buffer) error {
+		v, err = parseValue(r)
+		return err
+	})
+	return v, err
+}
+
+func (c *Cgroup) kv(dir, name string, set func(k []byte, v uint64)) error {
+	return c.parse(dir, name, func(r *bytes.Buffer) error { return parseKV(r, set) })
+}
+
+func (c *Cgroup) collectV2(emit func(Sample)) error {
+	dir, has := c.place.unified, c.present
 	var errs []error
-	if cpu := st.CPU; cpu != nil && has["cpu.stat"] {
-		counter(emit, "container.cpu.usage_seconds_total", usec(cpu.UsageUsec), nil)
-		counter(emit, "container.cpu.user_seconds_total", usec(cpu.UserUsec), nil)
-		counter(emit, "container.cpu.system_seconds_total", usec(cpu.SystemUsec), nil)
-		// cpu.stat has the throttling lines only where the cpu controller
-		// is enabled, which is when cpu.max exists.
-		if has["cpu.max"] {
-			counter(emit, "container.cpu.periods_total", float64(cpu.NrPeriods), nil)
-			counter(emit, "container.cpu.throttled_periods_total", float64(cpu.NrThrottled), nil)
-			counter(emit, "container.cpu.throttled_seconds_total", usec(cpu.ThrottledUsec), nil)
+	keep := func(err error) bool {
+		if err != nil {
+			errs = append(errs, err)
+		}
+		return err == nil
+	}
+	if has["cpu.stat"] {
+		var usage, user, system, periods, throttled, throttledUsec uint64
+		if keep(c.kv(dir, "cpu.stat", func(k []byte, v uint64) {
+			switch string(k) {
+			case "usage_usec":
+				usage = v
+			case "user_usec":
+				user = v
+			case "system_usec":
+				system = v
+			case "nr_periods":
+				periods = v
+			case "nr_throttled":
+				throttled = v
+			case "throttled_usec":
+				throttledUsec = v
+			}
+		})) {
+			counter(emit, "container.cpu.usage_seconds_total", usec(usage), nil)
+			counter(emit, "container.cpu.user_seconds_total", usec(user), nil)
+			counter(emit, "container.cpu.system_seconds_total", usec(system), nil)
+			// cpu.stat has the throttling lines only where the cpu
+			// controller is enabled, which is when cpu.max exists.
+			if has["cpu.max"] {
+				counter(emit, "container.cpu.periods_total", float64(periods), nil)
+				counter(emit, "container.cpu.throttled_periods_total", float64(throttled), nil)
+				counter(emit, "container.cpu.throttled_seconds_total", usec(throttledUsec), nil)
+			}
 		}
 	}
 	if has["cpu.max"] {
-		if cores, limited, err := readCPUMax(filepath.Join(c.place.unified, "cpu.max")); err != nil {
-			errs = append(errs, err)
-		} else if limited {
+		var cores float64
+		var limited bool
+		if keep(c.parse(dir, "cpu.max", func(r *bytes.Buffer) (err error) {
+			cores, limited, err = parseCPUMax(r)
+			return err
+		})) && limited {
 			gauge(emit, "container.cpu.limit_cores", cores, nil)
 		}
 	}
-	if mem := st.Memory; mem != nil {
-		if has["memory.current"] {
-			gauge(emit, "container.memory.usage_bytes", float64(mem.Usage), nil)
-			if has["memory.stat"] {
-				gauge(emit, "container.memory.working_set_bytes", workingSet(mem.Usage, mem.InactiveFile), nil)
+	var usage uint64
+	haveUsage := false
+	if has["memory.current"] {
+		var err error
+		usage, err = c.value(dir, "memory.current")
+		if haveUsage = keep(err); haveUsage {
+			gauge(emit, "container.memory.usage_bytes", float64(usage), nil)
+		}
+	}
+	c.limit(emit, &errs, dir, "memory.max", "container.memory.limit_bytes")
+	if has["memory.stat"] {
+		var anon, file, inactiveFile uint64
+		if keep(c.kv(dir, "memory.stat", func(k []byte, v uint64) {
+			switch string(k) {
+			case "anon":
+				anon = v
+			case "file":
+				file = v
+			case "inactive_file":
+				inactiveFile = v
+			}
+		})) {
+			gauge(emit, "container.memory.rss_bytes", float64(anon), nil)
+			gauge(emit, "container.memory.cache_bytes", float64(file), nil)
+			if haveUsage {
+				gauge(emit, "container.memory.working_set_bytes", workingSet(usage, inactiveFile), nil)
 			}
 		}
-		if has["memory.max"] && mem.UsageLimit != math.MaxUint64 {
-			gauge(emit, "container.memory.limit_bytes", float64(mem.UsageLimit), nil)
-		}
-		if has["memory.stat"] {
-			gauge(emit, "container.memory.rss_bytes", float64(mem.Anon), nil)
-			gauge(emit, "container.memory.cache_bytes", float64(mem.File), nil)
-		}
-		if has["memory.peak"] {
-			gauge(emit, "container.memory.peak_bytes", float64(mem.MaxUsage), nil)
-		}
-		if has["memory.swap.current"] {
-			gauge(emit, "container.memory.swap_bytes", float64(mem.SwapUsage), nil)
-		}
-		if has["memory.swap.max"] && mem.SwapLimit != math.MaxUint64 {
-			gauge(emit, "container.memory.swap_limit_bytes", float64(mem.SwapLimit), nil)
+	}
+	c.gaugeFile(emit, &errs, dir, "memory.peak", "container.memory.peak_bytes")
+	c.gaugeFile(emit, &errs, dir, "memory.swap.current", "container.memory.swap_bytes")
+	c.limit(emit, &errs, dir, "memory.swap.max", "container.memory.swap_limit_bytes")
+	if has["memory.events"] {
+		var maxHits, oom, oomKill uint64
+		if keep(c.kv(dir, "memory.events", func(k []byte, v uint64) {
+			switch string(k) {
+			case "max":
+				maxHits = v
+			case "oom":
+				oom = v
+			case "oom_kill":
+				oomKill = v
+			}
+		})) {
+			// "max" counts the times usage hit the limit: v1's failcnt.
+			counter(emit, "container.memory.failcnt_total", float64(maxHits), nil)
+			counter(emit, "container.memory.oom_events_total", float64(oom), nil)
+			counter(emit, "container.memory.oom_kills_total", float64(oomKill), nil)
 		}
 	}
-	if ev := st.MemoryEvents; ev != nil && has["memory.events"] {
-		// "max" counts the times usage hit the limit: v1's failcnt.
-		counter(emit, "container.memory.failcnt_total", float64(ev.Max), nil)
-		counter(emit, "container.memory.oom_events_total", float64(ev.Oom), nil)
-		counter(emit, "container.memory.oom_kills_total", float64(ev.OomKill), nil)
-	}
-	if p := st.Pids; p != nil {
-		if has["pids.current"] {
-			gauge(emit, "container.pids.current", float64(p.Current), nil)
-		}
-		if has["pids.max"] && p.Limit != math.MaxUint64 {
-			gauge(emit, "container.pids.limit", float64(p.Limit), nil)
-		}
-	}
-	if io := st.Io; io != nil && has["io.stat"] {
+	c.gaugeFile(emit, &errs, dir, "pids.current", "container.pids.current")
+	c.limit(emit, &errs, dir, "pids.max", "container.pids.limit")
+	if has["io.stat"] {
 		var rb, wb, ro, wo uint64
-		for _, e := range io.Usage {
-			rb, wb, ro, wo = rb+e.Rbytes, wb+e.Wbytes, ro+e.Rios, wo+e.Wios
+		if keep(c.parse(dir, "io.stat", func(r *bytes.Buffer) (err error) {
+			rb, wb, ro, wo, err = parseIOStat(r)
+			return err
+		})) {
+			emitIO(emit, rb, wb, ro, wo)
 		}
-		emitIO(emit, rb, wb, ro, wo)
 	}
-	if has["cpu.pressure"] && st.CPU != nil {
-		emitPSI(emit, "cpu", psiFromStats(st.CPU.PSI))
-	}
-	if has["memory.pressure"] && st.Memory != nil {
-		emitPSI(emit, "memory", psiFromStats(st.Memory.PSI))
-	}
-	if has["io.pressure"] && st.Io != nil {
-		emitPSI(emit, "io", psiFromStats(st.Io.PSI))
-	}
+	c.pressure(emit, &errs, dir, "")
 	return errors.Join(errs...)
 }
 
-// newCgroupV1 builds the library's v1 controllers. Each library controller
-// reads below <its root>/<controller name>, which is the mount point only
-// when the hierarchy is mounted under the controller's own name; co-mounted
-// hierarchies (cpu,cpuacct) are not. So every controller is rooted at its
-// mount point and given "../<path below the mount>", which filepath.Join
-// resolves to <mount point>/<path>.
-func newCgroupV1(root string, place cgroupPlace, present map[string]bool) []v1Controller {
-	var out []v1Controller
-	for _, name := range v1Controllers {
-		mount, ok := place.v1mount[name]
-		if !ok {
+// gaugeFile emits a one-number file as a gauge, if the file exists.
+func (c *Cgroup) gaugeFile(emit func(Sample), errs *[]error, dir, file, name string) {
+	if !c.present[c.key(dir, file)] {
+		return
+	}
+	v, err := c.value(dir, file)
+	if err != nil {
+		*errs = append(*errs, err)
+		return
+	}
+	gauge(emit, name, float64(v), nil)
+}
+
+// limit emits a limit file ("max" or a number) when a limit is set.
+func (c *Cgroup) limit(emit func(Sample), errs *[]error, dir, file, name string) {
+	if !c.present[c.key(dir, file)] {
+		return
+	}
+	v, err := c.value(dir, file)
+	if err != nil {
+		*errs = append(*errs, err)
+		return
+	}
+	if v != math.MaxUint64 && !v1Unlimited(v) {
+		gauge(emit, name, float64(v), nil)
+	}
+}
+
+// key names file in dir in the present set.
+func (c *Cgroup) key(dir, file string) string {
+	if c.place.mode == CgroupV2 {
+		return file
+	}
+	if dir == c.place.unified {
+		return "unified/" + file
+	}
+	for ctrl, d := range c.place.v1 {
+		if d == dir {
+			return ctrl + "/" + file
+		}
+	}
+	return file
+}
+
+// pressure emits the PSI totals of dir; prefix is the present-set prefix.
+func (c *Cgroup) pressure(emit func(Sample), errs *[]error, dir, prefix string) {
+	for _, res := range [...]string{"cpu", "memory", "io"} {
+		file := res + ".pressure"
+		if !c.present[prefix+file] {
 			continue
 		}
-		rel := "../" + strings.TrimPrefix(place.v1rel[name], "/")
-		var stat interface {
-			Stat(string, *v1stats.Metrics) error
+		var p psi
+		if err := c.parse(dir, file, func(r *bytes.Buffer) (err error) {
+			p, err = parsePSI(r)
+			return err
+		}); err != nil {
+			*errs = append(*errs, err)
+			continue
 		}
-		switch name {
-		case "cpu":
-			stat = cgroup1.NewCpu(mount)
-		case "cpuacct":
-			stat = cgroup1.NewCpuacct(mount)
-		case "memory":
-			// kmem is not reported, and newer kernels dropped its files;
-			// memsw exists only with swap accounting.
-			ignore := []string{"kmem", "kmem.tcp"}
-			if !present["memory/memory.memsw.usage_in_bytes"] {
-				ignore = append(ignore, "memsw")
-			}
-			stat = cgroup1.NewMemory(mount, cgroup1.IgnoreModules(ignore...))
-		case "pids":
-			stat = cgroup1.NewPids(mount)
-		case "blkio":
-			stat = cgroup1.NewBlkio(mount, cgroup1.ProcRoot(filepath.Join(root, "proc")))
+		names := psiNames[res]
+		if p.hasSome {
+			counter(emit, names[0], usec(p.some), nil)
 		}
-		out = append(out, v1Controller{name: name, stat: stat, path: rel})
+		if p.hasFull {
+			counter(emit, names[1], usec(p.full), nil)
+		}
 	}
-	return out
+}
+
+var psiNames = map[string][2]string{
+	"cpu":    {"container.pressure.cpu.some_seconds_total", "container.pressure.cpu.full_seconds_total"},
+	"memory": {"container.pressure.memory.some_seconds_total", "container.pressure.memory.full_seconds_total"},
+	"io":     {"container.pressure.io.some_seconds_total", "container.pressure.io.full_seconds_total"},
 }
 
 func (c *Cgroup) collectV1(emit func(Sample)) error {
-	m := &v1stats.Metrics{CPU: &v1stats.CPUStat{Throttling: &v1stats.Throttle{}, Usage: &v1stats.CPUUsage{}}}
-	var errs []error
-	ok := map[string]bool{}
-	for _, ctl := range c.v1 {
-		if err := ctl.stat.Stat(ctl.path, m); err != nil {
-			errs = append(errs, fmt.Errorf("cgroup: %s: %w", ctl.name, err))
-			continue
-		}
-		ok[ctl.name] = true
-	}
 	has := c.present
-	if ok["cpuacct"] {
-		counter(emit, "container.cpu.usage_seconds_total", nsec(m.CPU.Usage.Total), nil)
-		counter(emit, "container.cpu.user_seconds_total", nsec(m.CPU.Usage.User), nil)
-		counter(emit, "container.cpu.system_seconds_total", nsec(m.CPU.Usage.Kernel), nil)
-	}
-	if ok["cpu"] {
-		t := m.CPU.Throttling
-		counter(emit, "container.cpu.periods_total", float64(t.Periods), nil)
-		counter(emit, "container.cpu.throttled_periods_total", float64(t.ThrottledPeriods), nil)
-		counter(emit, "container.cpu.throttled_seconds_total", nsec(t.ThrottledTime), nil)
-		if has["cpu/cpu.cfs_quota_us"] && has["cpu/cpu.cfs_period_us"] {
-			dir := c.place.v1["cpu"]
-			if cores, limited, err := readCFSQuota(filepath.Join(dir, "cpu.cfs_quota_us"), filepath.Join(dir, "cpu.cfs_period_us")); err != nil {
-				errs = append(errs, err)
-			} else if limited {
-				gauge(emit, "container.cpu.limit_cores", cores, nil)
-			}
-		}
-	}
-	if mem := m.Memory; ok["memory"] && mem != nil {
-		u := mem.Usage
-		gauge(emit, "container.memory.usage_bytes", float64(u.Usage), nil)
-		gauge(emit, "container.memory.working_set_bytes", workingSet(u.Usage, mem.TotalInactiveFile), nil)
-		if !v1Unlimited(u.Limit) {
-			gauge(emit, "container.memory.limit_bytes", float64(u.Limit), nil)
-		}
-		// total_* include child cgroups, as v2's memory.stat does.
-		gauge(emit, "container.memory.rss_bytes", float64(mem.TotalRSS), nil)
-		gauge(emit, "container.memory.cache_bytes", float64(mem.TotalCache), nil)
-		gauge(emit, "container.memory.peak_bytes", float64(u.Max), nil)
-		counter(emit, "container.memory.failcnt_total", float64(u.Failcnt), nil)
-		if has["memory/memory.memsw.usage_in_bytes"] && mem.Swap != nil && mem.Swap.Usage >= u.Usage {
-			gauge(emit, "container.memory.swap_bytes", float64(mem.Swap.Usage-u.Usage), nil)
-		}
-		if oc := m.MemoryOomControl; oc != nil {
-			counter(emit, "container.memory.oom_kills_total", float64(oc.OomKill), nil)
-		}
-	}
-	if p := m.Pids; ok["pids"] && p != nil {
-		gauge(emit, "container.pids.current", float64(p.Current), nil)
-		// The library reads "max" as 0, which is also a real limit.
-		if limit, limited, err := readLimit(filepath.Join(c.place.v1["pids"], "pids.max")); err != nil {
+	var errs []error
+	keep := func(err error) bool {
+		if err != nil {
 			errs = append(errs, err)
-		} else if limited {
-			gauge(emit, "container.pids.limit", float64(limit), nil)
+		}
+		return err == nil
+	}
+	if dir, ok := c.place.v1["cpuacct"]; ok {
+		total, err := c.value(dir, "cpuacct.usage")
+		var user, system uint64
+		if keep(err) && keep(c.kv(dir, "cpuacct.stat", func(k []byte, v uint64) {
+			switch string(k) {
+			case "user":
+				user = v
+			case "system":
+				system = v
+			}
+		})) {
+			counter(emit, "container.cpu.usage_seconds_total", nsec(total), nil)
+			// cpuacct.stat is in USER_HZ ticks.
+			counter(emit, "container.cpu.user_seconds_total", float64(user)/userHZ, nil)
+			counter(emit, "container.cpu.system_seconds_total", float64(system)/userHZ, nil)
 		}
 	}
-	if b := m.Blkio; ok["blkio"] && b != nil {
+	if dir, ok := c.place.v1["cpu"]; ok {
+		var periods, throttled, throttledNs uint64
+		if keep(c.kv(dir, "cpu.stat", func(k []byte, v uint64) {
+			switch string(k) {
+			case "nr_periods":
+				periods = v
+			case "nr_throttled":
+				throttled = v
+			case "throttled_time":
+				throttledNs = v
+			}
+		})) {
+			counter(emit, "container.cpu.periods_total", float64(periods), nil)
+			counter(emit, "container.cpu.throttled_periods_total", float64(throttled), nil)
+			counter(emit, "container.cpu.throttled_seconds_total", nsec(throttledNs), nil)
+		}
+		if has["cpu/cpu.cfs_quota_us"] && has["cpu/cpu.cfs_period_us"] {
+			var quota int64
+			err := c.parse(dir, "cpu.cfs_quota_us", func(r *bytes.Buffer) error {
+				b, _ := content(r)
+				var err error
+				quota, err = atoi(bytes.TrimSpace(b))
+				return err
+			})
+			period, err2 := c.value(dir, "cpu.cfs_period_us")
+			if keep(err) && keep(err2) && quota > 0 && period > 0 {
+				gauge(emit, "container.cpu.limit_cores", float64(quota)/float64(period), nil)
+			}
+		}
+	}
+	if dir, ok := c.place.v1["memory"]; ok {
+		usage, err := c.value(dir, "memory.usage_in_bytes")
+		haveUsage := keep(err)
+		if haveUsage {
+			gauge(emit, "container.memory.usage_bytes", float64(usage), nil)
+		}
+		c.limit(emit, &errs, dir, "memory.limit_in_bytes", "container.memory.limit_bytes")
+		var rss, cache, inactiveFile uint64
+		// total_* include child cgroups, as v2's memory.stat does.
+		if keep(c.kv(dir, "memory.stat", func(k []byte, v uint64) {
+			switch string(k) {
+			case "total_rss":
+				rss = v
+			case "total_cache":
+				cache = v
+			case "total_inactive_file":
+				inactiveFile = v
+			}
+		})) {
+			gauge(emit, "container.memory.rss_bytes", float64(rss), nil)
+			gauge(emit, "container.memory.cache_bytes", float64(cache), nil)
+			if haveUsage {
+				gauge(emit, "container.memory.working_set_bytes", workingSet(usage, inactiveFile), nil)
+			}
+		}
+		c.gaugeFile(emit, &errs, dir, "memory.max_usage_in_bytes", "container.memory.peak_bytes")
+		if has["memory/memory.failcnt"] {
+			if v, err := c.value(dir, "memory.failcnt"); keep(err) {
+				counter(emit, "container.memory.failcnt_total", float64(v), nil)
+			}
+		}
+		// memsw is memory plus swap, present with swap accounting only.
+		if haveUsage && has["memory/memory.memsw.usage_in_bytes"] {
+			if v, err := c.value(dir, "memory.memsw.usage_in_bytes"); keep(err) && v >= usage {
+				gauge(emit, "container.memory.swap_bytes", float64(v-usage), nil)
+			}
+		}
+		if has["memory/memory.oom_control"] {
+			var kills uint64
+			haveKills := false
+			if keep(c.kv(dir, "memory.oom_control", func(k []byte, v uint64) {
+				if string(k) == "oom_kill" { // since Linux 4.13
+					kills, haveKills = v, true
+				}
+			})) && haveKills {
+				counter(emit, "container.memory.oom_kills_total", float64(kills), nil)
+			}
+		}
+	}
+	if dir, ok := c.place.v1["pids"]; ok {
+		c.gaugeFile(emit, &errs, dir, "pids.current", "container.pids.current")
+		c.limit(emit, &errs, dir, "pids.max", "container.pids.limit")
+	}
+	if dir, ok := c.place.v1["blkio"]; ok {
+		// The recursive throttle files count every child cgroup's IO, the
+		// plain ones only this cgroup's processes'; older kernels have
+		// only those.
+		bytesFile, opsFile := "blkio.throttle.io_service_bytes_recursive", "blkio.throttle.io_serviced_recursive"
+		if !has["blkio/"+bytesFile] {
+			bytesFile, opsFile = "blkio.throttle.io_service_bytes", "blkio.throttle.io_serviced"
+		}
 		var rb, wb, ro, wo uint64
-		for _, e := range b.IoServiceBytesRecursive {
-			switch e.Op {
-			case "Read":
-				rb += e.Value
-			case "Write":
-				wb += e.Value
-			}
+		errB := c.parse(dir, bytesFile, func(r *bytes.Buffer) (err error) { rb, wb, err = parseBlkio(r); return err })
+		errO := c.parse(dir, opsFile, func(r *bytes.Buffer) (err error) { ro, wo, err = parseBlkio(r); return err })
+		if keep(errB) && keep(errO) {
+			emitIO(emit, rb, wb, ro, wo)
 		}
-		for _, e := range b.IoServicedRecursive {
-			switch e.Op {
-			case "Read":
-				ro += e.Value
-			case "Write":
-				wo += e.Value
-			}
-		}
-		emitIO(emit, rb, wb, ro, wo)
 	}
 	// A hybrid host's v2 hierarchy has no controllers but still accounts
-	// pressure per cgroup; the library reads PSI only next to a v2
-	// controller's stat file, so it is read here.
+	// pressure per cgroup.
 	if c.place.mode == CgroupHybrid {
-		for _, res := range [...]string{"cpu", "memory", "io"} {
-			if !has["unified/"+res+".pressure"] {
-				continue
-			}
-			p, err := readPSI(filepath.Join(c.place.unified, res+".pressure"))
-			if err != nil {
-				errs = append(errs, err)
-				continue
-			}
-			emitPSI(emit, res, p)
-		}
+		c.pressure(emit, &errs, c.place.unified, "unified/")
 	}
 	return errors.Join(errs...)
 }
@@ -367,136 +456,6 @@ func emitIO(emit func(Sample), rb, wb, ro, wo uint64) {
 	counter(emit, "container.io.write_bytes_total", float64(wb), nil)
 	counter(emit, "container.io.reads_total", float64(ro), nil)
 	counter(emit, "container.io.writes_total", float64(wo), nil)
-}
-
-// psi holds the stall totals of one pressure file, in microseconds.
-type psi struct {
-	some, full       uint64
-	hasSome, hasFull bool
-}
-
-func psiFromStats(p *v2stats.PSIStats) psi {
-	var out psi
-	if p == nil {
-		return out
-	}
-	if p.Some != nil {
-		out.some, out.hasSome = p.Some.Total, true
-	}
-	if p.Full != nil {
-		out.full, out.hasFull = p.Full.Total, true
-	}
-	return out
-}
-
-var psiNames = map[string][2]string{
-	"cpu":    {"container.pressure.cpu.some_seconds_total", "container.pressure.cpu.full_seconds_total"},
-	"memory": {"container.pressure.memory.some_seconds_total", "container.pressure.memory.full_seconds_total"},
-	"io":     {"container.pressure.io.some_seconds_total", "container.pressure.io.full_seconds_total"},
-}
-
-func emitPSI(emit func(Sample), res string, p psi) {
-	names := psiNames[res]
-	if p.hasSome {
-		counter(emit, names[0], usec(p.some), nil)
-	}
-	if p.hasFull {
-		counter(emit, names[1], usec(p.full), nil)
-	}
-}
-
-func readPSI(path string) (psi, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return psi{}, fmt.Errorf("cgroup: %w", err)
-	}
-	defer f.Close()
-	p, err := parsePSI(f)
-	if err != nil {
-		return p, fmt.Errorf("cgroup: %s: %w", path, err)
-	}
-	return p, nil
-}
-
-// parsePSI reads a pressure file ("some avg10=0.00 avg60=0.00 avg300=0.00
-// total=123"): only the totals, from which any average can be derived.
-func parsePSI(r io.Reader) (psi, error) {
-	var p psi
-	sc := bufio.NewScanner(r)
-	for sc.Scan() {
-		kind, rest, _ := strings.Cut(sc.Text(), " ")
-		i := strings.Index(rest, "total=")
-		if i < 0 {
-			continue
-		}
-		n, err := strconv.ParseUint(strings.TrimSpace(rest[i+len("total="):]), 10, 64)
-		if err != nil {
-			return p, fmt.Errorf("bad total: %w", err)
-		}
-		switch kind {
-		case "some":
-			p.some, p.hasSome = n, true
-		case "full":
-			p.full, p.hasFull = n, true
-		}
-	}
-	return p, sc.Err()
-}
-
-// readCPUMax reads v2 cpu.max ("max 100000" or "50000 100000").
-func readCPUMax(path string) (cores float64, limited bool, err error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return 0, false, fmt.Errorf("cgroup: %w", err)
-	}
-	quota, period, _ := strings.Cut(strings.TrimSpace(string(b)), " ")
-	if quota == "max" {
-		return 0, false, nil
-	}
-	q, err1 := strconv.ParseFloat(quota, 64)
-	p, err2 := strconv.ParseFloat(period, 64)
-	if err1 != nil || err2 != nil || p <= 0 {
-		return 0, false, fmt.Errorf("cgroup: %s: cannot parse %q", path, b)
-	}
-	return q / p, true, nil
-}
-
-// readCFSQuota reads v1 cpu.cfs_quota_us (-1: no limit) and cpu.cfs_period_us.
-func readCFSQuota(quotaPath, periodPath string) (cores float64, limited bool, err error) {
-	qb, err := os.ReadFile(quotaPath)
-	if err != nil {
-		return 0, false, fmt.Errorf("cgroup: %w", err)
-	}
-	pb, err := os.ReadFile(periodPath)
-	if err != nil {
-		return 0, false, fmt.Errorf("cgroup: %w", err)
-	}
-	q, err1 := strconv.ParseInt(string(bytes.TrimSpace(qb)), 10, 64)
-	p, err2 := strconv.ParseInt(string(bytes.TrimSpace(pb)), 10, 64)
-	if err1 != nil || err2 != nil || p <= 0 {
-		return 0, false, fmt.Errorf("cgroup: cannot parse %s (%q) and %s (%q)", quotaPath, qb, periodPath, pb)
-	}
-	if q < 0 {
-		return 0, false, nil
-	}
-	return float64(q) / float64(p), true, nil
-}
-
-// readLimit reads a file holding a number or "max".
-func readLimit(path string) (v uint64, limited bool, err error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return 0, false, fmt.Errorf("cgroup: %w", err)
-	}
-	s := string(bytes.TrimSpace(b))
-	if s == "max" {
-		return 0, false, nil
-	}
-	v, err = strconv.ParseUint(s, 10, 64)
-	if err != nil {
-		return 0, false, fmt.Errorf("cgroup: %s: %w", path, err)
-	}
-	return v, true, nil
 }
 
 // v1Unlimited: v1 writes "no limit" as the largest page-aligned value
@@ -518,67 +477,63 @@ func nsec(v uint64) float64 { return float64(v) / 1e9 }
 // findCgroup locates the cgroup of root/proc/self from its cgroup file
 // and mountinfo.
 func findCgroup(root string) (cgroupPlace, error) {
-	fs, err := procfs.NewFS(filepath.Join(root, "proc"))
+	var r reader
+	b, err := r.read(filepath.Join(root, "proc/self/cgroup"))
 	if err != nil {
 		return cgroupPlace{}, fmt.Errorf("cgroup: %w", err)
 	}
-	self, err := fs.Self()
+	groups, err := parseCgroupFile(b)
+	if err != nil {
+		return cgroupPlace{}, fmt.Errorf("cgroup: /proc/self/cgroup: %w", err)
+	}
+	b, err = r.read(filepath.Join(root, "proc/self/mountinfo"))
 	if err != nil {
 		return cgroupPlace{}, fmt.Errorf("cgroup: %w", err)
 	}
-	groups, err := self.Cgroups()
+	mounts, err := parseMountInfo(b)
 	if err != nil {
-		return cgroupPlace{}, fmt.Errorf("cgroup: %w", err)
-	}
-	mounts, err := self.MountInfo()
-	if err != nil {
-		return cgroupPlace{}, fmt.Errorf("cgroup: %w", err)
+		return cgroupPlace{}, fmt.Errorf("cgroup: /proc/self/mountinfo: %w", err)
 	}
 	return placeCgroup(root, groups, mounts)
 }
 
-func placeCgroup(root string, groups []procfs.Cgroup, mounts []*procfs.MountInfo) (cgroupPlace, error) {
+func placeCgroup(root string, groups []cgroupLine, mounts []mount) (cgroupPlace, error) {
 	unifiedPath, haveUnified := "", false
 	v1Path := map[string]string{}
 	for _, g := range groups {
-		if g.HierarchyID == 0 && len(g.Controllers) == 0 {
-			unifiedPath, haveUnified = g.Path, true
+		if g.id == 0 && len(g.controllers) == 0 {
+			unifiedPath, haveUnified = g.path, true
 			continue
 		}
-		for _, ctrl := range g.Controllers {
-			v1Path[ctrl] = g.Path
+		for _, ctrl := range g.controllers {
+			v1Path[ctrl] = g.path
 		}
 	}
-	var v2m *procfs.MountInfo
-	v1m := map[string]*procfs.MountInfo{}
-	for _, m := range mounts {
-		switch m.FSType {
+	var v2m *mount
+	v1m := map[string]*mount{}
+	for i := range mounts {
+		m := &mounts[i]
+		switch m.fstype {
 		case "cgroup2":
 			if v2m == nil {
 				v2m = m
 			}
 		case "cgroup":
 			for _, ctrl := range v1Controllers {
-				if _, ok := m.SuperOptions[ctrl]; ok && v1m[ctrl] == nil {
+				if slices.Contains(m.options, ctrl) && v1m[ctrl] == nil {
 					v1m[ctrl] = m
 				}
 			}
 		}
 	}
-	p := cgroupPlace{v1: map[string]string{}, v1mount: map[string]string{}, v1rel: map[string]string{}}
+	p := cgroupPlace{v1: map[string]string{}}
 	if v2m != nil && haveUnified {
-		p.v2mount = filepath.Join(root, v2m.MountPoint)
-		p.v2rel = belowMount(v2m.Root, unifiedPath)
-		p.unified = filepath.Join(p.v2mount, p.v2rel)
+		p.unified = filepath.Join(root, v2m.point, belowMount(v2m.root, unifiedPath))
 	}
 	for ctrl, m := range v1m {
-		path, ok := v1Path[ctrl]
-		if !ok {
-			continue
+		if path, ok := v1Path[ctrl]; ok {
+			p.v1[ctrl] = filepath.Join(root, m.point, belowMount(m.root, path))
 		}
-		mount := filepath.Join(root, m.MountPoint)
-		rel := belowMount(m.Root, path)
-		p.v1mount[ctrl], p.v1rel[ctrl], p.v1[ctrl] = mount, rel, filepath.Join(mount, rel)
 	}
 	switch {
 	case len(p.v1) > 0 && p.unified != "":

@@ -1,6 +1,7 @@
 package collectors
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -10,8 +11,6 @@ import (
 	"path"
 	"path/filepath"
 	"slices"
-
-	"github.com/prometheus/procfs"
 )
 
 // NetstatConfig says what the network collector reads.
@@ -27,12 +26,14 @@ type NetstatConfig struct {
 // container's: per-interface traffic from /proc/net/dev, TCP and UDP
 // counters from /proc/net/snmp and netstat, socket counts from
 // /proc/net/sockstat, and TCP connections by state from /proc/net/tcp and
-// tcp6. It reads with prometheus/procfs.
+// tcp6. (The same files prometheus/procfs reads; see parse.go for why not
+// with it.)
 type Netstat struct {
-	fs       procfs.FS
+	dir      string // root/proc/self/net
 	exclude  []string
 	log      *slog.Logger
 	pageSize float64
+	r        reader
 
 	ifTags    map[string][]Tag
 	ifNames   []string
@@ -46,16 +47,16 @@ var tcpStates = [...]string{"established", "syn_sent", "syn_recv", "fin_wait1", 
 
 // NewNetstat returns a network collector.
 func NewNetstat(cfg NetstatConfig, log *slog.Logger) (*Netstat, error) {
-	pfs, err := procfs.NewFS(filepath.Join(cfg.Root, "proc"))
-	if err != nil {
-		return nil, fmt.Errorf("netstat: %w", err)
-	}
 	for _, g := range cfg.ExcludeInterfaces {
 		if _, err := path.Match(g, ""); err != nil {
 			return nil, fmt.Errorf("netstat: bad interface pattern %q: %w", g, err)
 		}
 	}
-	n := &Netstat{fs: pfs, exclude: cfg.ExcludeInterfaces, log: log, pageSize: float64(os.Getpagesize()), ifTags: map[string][]Tag{}}
+	dir := filepath.Join(cfg.Root, "proc/self/net")
+	if _, err := os.Stat(dir); err != nil {
+		return nil, fmt.Errorf("netstat: %w", err)
+	}
+	n := &Netstat{dir: dir, exclude: cfg.ExcludeInterfaces, log: log, pageSize: float64(os.Getpagesize()), ifTags: map[string][]Tag{}}
 	for i, s := range tcpStates {
 		n.stateTags[i] = []Tag{{"state", s}}
 	}
@@ -76,151 +77,176 @@ func (n *Netstat) excluded(iface string) bool {
 
 // Collect implements Collector.
 func (n *Netstat) Collect(_ context.Context, emit func(Sample)) error {
-	self, err := n.fs.Self()
-	if err != nil {
-		return fmt.Errorf("netstat: %w", err)
-	}
 	var errs []error
-	if err := n.interfaces(self, emit); err != nil {
-		errs = append(errs, err)
-	}
-	if err := n.snmp(self, emit); err != nil {
-		errs = append(errs, err)
-	}
-	if err := n.sockstat(emit); err != nil {
-		errs = append(errs, err)
-	}
-	if err := n.connections(emit); err != nil {
-		errs = append(errs, err)
+	for _, f := range [...]func(func(Sample)) error{n.interfaces, n.snmp, n.sockstat, n.connections} {
+		if err := f(emit); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	return errors.Join(errs...)
 }
 
-func (n *Netstat) interfaces(self procfs.Proc, emit func(Sample)) error {
-	dev, err := self.NetDev()
+func (n *Netstat) parse(file string, parse func(b *bytes.Buffer) error) error {
+	b, err := n.r.read(filepath.Join(n.dir, file))
 	if err != nil {
 		return fmt.Errorf("netstat: %w", err)
 	}
-	n.ifNames = n.ifNames[:0]
-	for name := range dev {
-		if !n.excluded(name) {
-			n.ifNames = append(n.ifNames, name)
-		}
-	}
-	slices.Sort(n.ifNames)
-	for _, name := range n.ifNames {
-		d := dev[name]
-		tags, ok := n.ifTags[name]
-		if !ok {
-			tags = []Tag{{"interface", name}}
-			n.ifTags[name] = tags
-		}
-		counter(emit, "net.interface.receive_bytes_total", float64(d.RxBytes), tags)
-		counter(emit, "net.interface.receive_packets_total", float64(d.RxPackets), tags)
-		counter(emit, "net.interface.receive_errors_total", float64(d.RxErrors), tags)
-		counter(emit, "net.interface.receive_drops_total", float64(d.RxDropped), tags)
-		counter(emit, "net.interface.transmit_bytes_total", float64(d.TxBytes), tags)
-		counter(emit, "net.interface.transmit_packets_total", float64(d.TxPackets), tags)
-		counter(emit, "net.interface.transmit_errors_total", float64(d.TxErrors), tags)
-		counter(emit, "net.interface.transmit_drops_total", float64(d.TxDropped), tags)
+	if err := parse(b); err != nil {
+		return fmt.Errorf("netstat: %s: %w", filepath.Join(n.dir, file), err)
 	}
 	return nil
 }
 
-// field emits v when the kernel has the field (procfs leaves it nil
-// otherwise, so a field of a newer kernel is absent, not zero).
-func field(emit func(Sample), name string, kind Kind, v *float64) {
-	if v != nil {
-		emit(Sample{Name: name, Value: *v, Kind: kind})
+func (n *Netstat) interfaces(emit func(Sample)) error {
+	// Lines refer to the read buffer: emit after parsing, in name order.
+	type iface struct {
+		tags []Tag
+		d    netDev
 	}
+	var found [16]iface
+	list := found[:0]
+	err := n.parse("dev", func(b *bytes.Buffer) error {
+		return parseNetDev(b, func(name []byte, d netDev) {
+			tags, ok := n.ifTags[string(name)]
+			if !ok {
+				if n.excluded(string(name)) {
+					tags = nil
+				} else {
+					tags = []Tag{{"interface", string(name)}}
+				}
+				if len(n.ifTags) < 1024 { // interfaces come and go; keep the map bounded
+					n.ifTags[string(name)] = tags
+				}
+			}
+			if tags != nil {
+				list = append(list, iface{tags, d})
+			}
+		})
+	})
+	if err != nil {
+		return err
+	}
+	slices.SortFunc(list, func(a, b iface) int {
+		if a.tags[0].Value < b.tags[0].Value {
+			return -1
+		}
+		if a.tags[0].Value > b.tags[0].Value {
+			return 1
+		}
+		return 0
+	})
+	for _, it := range list {
+		d, tags := it.d, it.tags
+		counter(emit, "net.interface.receive_bytes_total", float64(d.rxBytes), tags)
+		counter(emit, "net.interface.receive_packets_total", float64(d.rxPackets), tags)
+		counter(emit, "net.interface.receive_errors_total", float64(d.rxErrors), tags)
+		counter(emit, "net.interface.receive_drops_total", float64(d.rxDrops), tags)
+		counter(emit, "net.interface.transmit_bytes_total", float64(d.txBytes), tags)
+		counter(emit, "net.interface.transmit_packets_total", float64(d.txPackets), tags)
+		counter(emit, "net.interface.transmit_errors_total", float64(d.txErrors), tags)
+		counter(emit, "net.interface.transmit_drops_total", float64(d.txDrops), tags)
+	}
+	return nil
 }
 
-func (n *Netstat) snmp(self procfs.Proc, emit func(Sample)) error {
-	var errs []error
-	s, err := self.Snmp()
-	if err != nil {
-		errs = append(errs, fmt.Errorf("netstat: %w", err))
-	} else {
-		t := s.Tcp
-		field(emit, "net.tcp.active_opens_total", Counter, t.ActiveOpens)
-		field(emit, "net.tcp.passive_opens_total", Counter, t.PassiveOpens)
-		field(emit, "net.tcp.attempt_fails_total", Counter, t.AttemptFails)
-		field(emit, "net.tcp.estab_resets_total", Counter, t.EstabResets)
-		field(emit, "net.tcp.curr_estab", Gauge, t.CurrEstab)
-		field(emit, "net.tcp.in_segs_total", Counter, t.InSegs)
-		field(emit, "net.tcp.out_segs_total", Counter, t.OutSegs)
-		field(emit, "net.tcp.retrans_segs_total", Counter, t.RetransSegs)
-		field(emit, "net.tcp.in_errs_total", Counter, t.InErrs)
-		field(emit, "net.tcp.out_rsts_total", Counter, t.OutRsts)
-		u := s.Udp
-		field(emit, "net.udp.in_errors_total", Counter, u.InErrors)
-		field(emit, "net.udp.rcvbuf_errors_total", Counter, u.RcvbufErrors)
-		field(emit, "net.udp.sndbuf_errors_total", Counter, u.SndbufErrors)
-		field(emit, "net.udp.no_ports_total", Counter, u.NoPorts)
+// snmpNames maps the counters reported from /proc/net/snmp and
+// /proc/net/netstat ("Proto Field") to their series. A field a kernel does
+// not have is absent, not zero.
+var snmpNames = map[string]struct {
+	name string
+	kind Kind
+}{
+	"Tcp ActiveOpens":        {"net.tcp.active_opens_total", Counter},
+	"Tcp PassiveOpens":       {"net.tcp.passive_opens_total", Counter},
+	"Tcp AttemptFails":       {"net.tcp.attempt_fails_total", Counter},
+	"Tcp EstabResets":        {"net.tcp.estab_resets_total", Counter},
+	"Tcp CurrEstab":          {"net.tcp.curr_estab", Gauge},
+	"Tcp InSegs":             {"net.tcp.in_segs_total", Counter},
+	"Tcp OutSegs":            {"net.tcp.out_segs_total", Counter},
+	"Tcp RetransSegs":        {"net.tcp.retrans_segs_total", Counter},
+	"Tcp InErrs":             {"net.tcp.in_errs_total", Counter},
+	"Tcp OutRsts":            {"net.tcp.out_rsts_total", Counter},
+	"TcpExt ListenOverflows": {"net.tcp.listen_overflows_total", Counter},
+	"TcpExt ListenDrops":     {"net.tcp.listen_drops_total", Counter},
+	"TcpExt TCPTimeouts":     {"net.tcp.timeouts_total", Counter},
+	"TcpExt TCPSynRetrans":   {"net.tcp.syn_retrans_total", Counter},
+	"TcpExt SyncookiesSent":  {"net.tcp.syncookies_sent_total", Counter},
+	"TcpExt TCPRcvQDrop":     {"net.tcp.rcvq_drops_total", Counter},
+	"Udp InErrors":           {"net.udp.in_errors_total", Counter},
+	"Udp RcvbufErrors":       {"net.udp.rcvbuf_errors_total", Counter},
+	"Udp SndbufErrors":       {"net.udp.sndbuf_errors_total", Counter},
+	"Udp NoPorts":            {"net.udp.no_ports_total", Counter},
+}
+
+func (n *Netstat) snmp(emit func(Sample)) error {
+	var key [64]byte
+	found := func(proto, name []byte, v float64) {
+		k := append(append(append(key[:0], proto...), ' '), name...)
+		if s, ok := snmpNames[string(k)]; ok {
+			emit(Sample{Name: s.name, Value: v, Kind: s.kind})
+		}
 	}
-	x, err := self.Netstat()
-	if err != nil {
-		errs = append(errs, fmt.Errorf("netstat: %w", err))
-	} else {
-		field(emit, "net.tcp.listen_overflows_total", Counter, x.ListenOverflows)
-		field(emit, "net.tcp.listen_drops_total", Counter, x.ListenDrops)
-		field(emit, "net.tcp.timeouts_total", Counter, x.TCPTimeouts)
-		field(emit, "net.tcp.syn_retrans_total", Counter, x.TCPSynRetrans)
-		field(emit, "net.tcp.syncookies_sent_total", Counter, x.SyncookiesSent)
-		field(emit, "net.tcp.rcvq_drops_total", Counter, x.TCPRcvQDrop)
+	var errs []error
+	for _, file := range [...]string{"snmp", "netstat"} {
+		if err := n.parse(file, func(b *bytes.Buffer) error { return parseSNMP(b, found) }); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	return errors.Join(errs...)
+}
+
+// sockstatNames maps "Proto key" of /proc/net/sockstat to series; mem is
+// in pages.
+var sockstatNames = map[string]struct {
+	name  string
+	pages bool
+}{
+	"sockets used": {"net.sockstat.sockets_used", false},
+	"TCP inuse":    {"net.sockstat.tcp_inuse", false},
+	"TCP orphan":   {"net.sockstat.tcp_orphan", false},
+	"TCP tw":       {"net.sockstat.tcp_tw", false},
+	"TCP alloc":    {"net.sockstat.tcp_alloc", false},
+	"TCP mem":      {"net.sockstat.tcp_mem_bytes", true},
+	"UDP inuse":    {"net.sockstat.udp_inuse", false},
+	"UDP mem":      {"net.sockstat.udp_mem_bytes", true},
 }
 
 func (n *Netstat) sockstat(emit func(Sample)) error {
-	st, err := n.fs.NetSockstat()
-	if err != nil {
-		return fmt.Errorf("netstat: %w", err)
-	}
-	if st.Used != nil {
-		gauge(emit, "net.sockstat.sockets_used", float64(*st.Used), nil)
-	}
-	intField := func(name string, v *int, scale float64) {
-		if v != nil {
-			gauge(emit, name, float64(*v)*scale, nil)
-		}
-	}
-	for _, p := range st.Protocols {
-		switch p.Protocol {
-		case "TCP":
-			gauge(emit, "net.sockstat.tcp_inuse", float64(p.InUse), nil)
-			intField("net.sockstat.tcp_orphan", p.Orphan, 1)
-			intField("net.sockstat.tcp_tw", p.TW, 1)
-			intField("net.sockstat.tcp_alloc", p.Alloc, 1)
-			// mem is in pages.
-			intField("net.sockstat.tcp_mem_bytes", p.Mem, n.pageSize)
-		case "UDP":
-			gauge(emit, "net.sockstat.udp_inuse", float64(p.InUse), nil)
-			intField("net.sockstat.udp_mem_bytes", p.Mem, n.pageSize)
-		}
-	}
-	return nil
+	var key [64]byte
+	return n.parse("sockstat", func(b *bytes.Buffer) error {
+		return parseSockstat(b, func(proto, k []byte, v uint64) {
+			s, ok := sockstatNames[string(append(append(append(key[:0], proto...), ' '), k...))]
+			if !ok {
+				return
+			}
+			value := float64(v)
+			if s.pages {
+				value *= n.pageSize
+			}
+			gauge(emit, s.name, value, nil)
+		})
+	})
 }
 
+// connections counts TCP sockets by state. Reading tcp and tcp6 makes the
+// kernel walk its whole established-socket hash table, whatever the number
+// of sockets: the dearest part of a collection on a big machine.
 func (n *Netstat) connections(emit func(Sample)) error {
 	clear(n.counts[:])
 	var errs []error
-	for _, read := range [...]func() (procfs.NetTCP, error){n.fs.NetTCP, n.fs.NetTCP6} {
-		lines, err := read()
-		if errors.Is(err, fs.ErrNotExist) {
-			continue // no IPv6 in this kernel
+	read := 0
+	for _, file := range [...]string{"tcp", "tcp6"} {
+		err := n.parse(file, func(b *bytes.Buffer) error { return countTCPStates(b, &n.counts) })
+		if errors.Is(err, fs.ErrNotExist) && file == "tcp6" {
+			continue // a kernel without IPv6
 		}
 		if err != nil {
-			errs = append(errs, fmt.Errorf("netstat: %w", err))
+			errs = append(errs, err)
 			continue
 		}
-		for _, l := range lines {
-			if l.St >= 1 && int(l.St) <= len(tcpStates) {
-				n.counts[l.St-1]++
-			}
-		}
+		read++
 	}
-	if len(errs) == 2 {
+	if read == 0 {
 		return errors.Join(errs...)
 	}
 	for i, c := range n.counts {

@@ -4,10 +4,10 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
+	"strconv"
 	"time"
-
-	"github.com/prometheus/procfs"
 
 	"github.com/stewardhq/steward/supervisor"
 )
@@ -30,7 +30,10 @@ type ProgramsConfig struct {
 // grandchildren count too): CPU seconds (with those of children they have
 // reaped), resident memory, open file descriptors, threads.
 type Programs struct {
-	fs     procfs.FS
+	proc   string // root/proc
+	r      reader
+	pids   []int
+	page   float64
 	status func(ctx context.Context) []supervisor.ProgramStatus
 	now    func() time.Time
 	log    *slog.Logger
@@ -58,15 +61,15 @@ type groupUsage struct {
 
 // NewPrograms returns a programs collector.
 func NewPrograms(cfg ProgramsConfig, log *slog.Logger) (*Programs, error) {
-	pfs, err := procfs.NewFS(filepath.Join(cfg.Root, "proc"))
-	if err != nil {
+	proc := filepath.Join(cfg.Root, "proc")
+	if _, err := os.Stat(proc); err != nil {
 		return nil, fmt.Errorf("programs: %w", err)
 	}
 	now := cfg.Now
 	if now == nil {
 		now = time.Now
 	}
-	return &Programs{fs: pfs, status: cfg.Status, now: now, log: log,
+	return &Programs{proc: proc, page: float64(os.Getpagesize()), status: cfg.Status, now: now, log: log,
 		tags: map[string]*programTags{}, groups: map[int]*groupUsage{}}, nil
 }
 
@@ -142,26 +145,34 @@ func (p *Programs) scan() error {
 	if len(p.groups) == 0 {
 		return nil
 	}
-	procs, err := p.fs.AllProcs()
+	pids, err := p.r.pids(p.proc, p.pids)
+	p.pids = pids
 	if err != nil {
 		return fmt.Errorf("programs: %w", err)
 	}
-	for _, proc := range procs {
-		st, err := proc.Stat()
+	var path []byte
+	for _, pid := range pids {
+		path = strconv.AppendInt(append(append(path[:0], p.proc...), '/'), int64(pid), 10)
+		dir := string(path)
+		b, err := p.r.read(dir + "/stat")
 		if err != nil {
 			continue // exited while we looked
 		}
-		g, ok := p.groups[st.PGRP]
+		st, err := parseProcStat(b)
+		if err != nil {
+			continue
+		}
+		g, ok := p.groups[st.pgrp]
 		if !ok {
 			continue
 		}
 		g.procs++
-		g.threads += st.NumThreads
+		g.threads += st.threads
 		// Children a process has reaped count in its cutime/cstime, so
 		// the CPU of short-lived helpers (a shell's commands) stays in.
-		g.cpu += float64(st.UTime+st.STime+uint(st.CUTime)+uint(st.CSTime)) / userHZ
-		g.rss += float64(st.ResidentMemory())
-		if n, err := proc.FileDescriptorsLen(); err == nil {
+		g.cpu += float64(st.utime+st.stime+st.cutime+st.cstime) / userHZ
+		g.rss += float64(st.rssPages) * p.page
+		if n, err := p.r.countEntries(dir + "/fd"); err == nil {
 			g.fds += n
 		}
 	}
