@@ -37,6 +37,11 @@ type tcpSender struct {
 
 	mu   sync.Mutex // conn, for interrupt
 	conn *net.TCPConn
+	// prev is the last write that succeeded. When its connection turns
+	// out closed (carbon restarting), it may have been lost in carbon's
+	// unread buffer, so it goes again first on the new connection: a
+	// repeated point is harmless, carbon keeps one value per timestamp.
+	prev net.Buffers
 }
 
 func (t *tcpSender) init() {
@@ -55,6 +60,7 @@ func (t *tcpSender) send(bufs net.Buffers) error {
 			c = nil
 		}
 	}
+	resend := c == nil && t.prev != nil
 	if c == nil {
 		dctx, cancel := context.WithTimeout(t.ctx, t.timeout)
 		nc, err := (&net.Dialer{}).DialContext(dctx, "tcp", t.addr)
@@ -75,10 +81,15 @@ func (t *tcpSender) send(bufs net.Buffers) error {
 	// A write that does not finish in time (a server that stopped
 	// reading) gives up, and the connection with it.
 	c.SetWriteDeadline(time.Now().Add(t.timeout))
+	sent := slices.Clone(bufs) // WriteTo consumes bufs
+	if resend {
+		bufs = append(slices.Clone(t.prev), bufs...)
+	}
 	if _, err := bufs.WriteTo(c); err != nil {
 		t.drop(c)
 		return fmt.Errorf("graphite: write %s: %w", t.addr, err)
 	}
+	t.prev = sent
 	return nil
 }
 
