@@ -35,6 +35,7 @@ type Netstat struct {
 	pageSize float64
 	r        reader
 
+	diag      *tcpDiag // nil: count from /proc/net/tcp and tcp6
 	ifTags    map[string][]Tag
 	ifNames   []string
 	stateTags [len(tcpStates)][]Tag
@@ -59,6 +60,9 @@ func NewNetstat(cfg NetstatConfig, log *slog.Logger) (*Netstat, error) {
 	n := &Netstat{dir: dir, exclude: cfg.ExcludeInterfaces, log: log, pageSize: float64(os.Getpagesize()), ifTags: map[string][]Tag{}}
 	for i, s := range tcpStates {
 		n.stateTags[i] = []Tag{{"state", s}}
+	}
+	if filepath.Clean(cfg.Root) == "/" {
+		n.diag = &tcpDiag{}
 	}
 	return n, nil
 }
@@ -228,11 +232,22 @@ func (n *Netstat) sockstat(emit func(Sample)) error {
 	})
 }
 
-// connections counts TCP sockets by state. Reading tcp and tcp6 makes the
-// kernel walk its whole established-socket hash table, whatever the number
-// of sockets: the dearest part of a collection on a big machine.
+// connections counts TCP sockets by state, through sock_diag on the live
+// system (see tcpdiag.go), else from /proc/net/tcp and tcp6.
 func (n *Netstat) connections(emit func(Sample)) error {
 	clear(n.counts[:])
+	if n.diag != nil {
+		err := n.diag.count(&n.counts)
+		if err == nil {
+			for i, c := range n.counts {
+				gauge(emit, "net.tcp.connections", float64(c), n.stateTags[i])
+			}
+			return nil
+		}
+		n.log.Info("metrics: counting TCP connections from /proc/net/tcp instead", "err", err)
+		n.diag = nil
+		clear(n.counts[:])
+	}
 	var errs []error
 	read := 0
 	for _, file := range [...]string{"tcp", "tcp6"} {

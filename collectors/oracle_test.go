@@ -7,7 +7,9 @@ package collectors
 // files taken for the test.
 
 import (
+	"bytes"
 	"math"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -540,5 +542,56 @@ func TestOracleProcFiles(t *testing.T) {
 		if g.root != w.Root || g.point != w.MountPoint || g.fstype != w.FSType || len(g.options) != len(w.SuperOptions) {
 			t.Errorf("mount %d: ours %+v, procfs %+v", i, g, w)
 		}
+	}
+}
+
+// TestTCPDiagAgreesWithProc: the sock_diag count of this machine's TCP
+// sockets equals the count from /proc/net/tcp and tcp6, taken before and
+// after (retried while sockets come and go).
+func TestTCPDiagAgreesWithProc(t *testing.T) {
+	// A listener and an established pair of our own, so that there is
+	// something to count in two states at least.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fromProc := func() [len(tcpStates)]int {
+		var counts [len(tcpStates)]int
+		for _, f := range []string{"/proc/self/net/tcp", "/proc/self/net/tcp6"} {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				continue
+			}
+			if err := countTCPStates(bytes.NewBuffer(b), &counts); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return counts
+	}
+	var d tcpDiag
+	for try := 0; ; try++ {
+		before := fromProc()
+		var got [len(tcpStates)]int
+		if err := d.count(&got); err != nil {
+			t.Fatal(err)
+		}
+		after := fromProc()
+		if before != after && try < 50 {
+			continue // sockets changed meanwhile
+		}
+		if got != before {
+			t.Fatalf("sock_diag %v, /proc %v", got, before)
+		}
+		if got[0] < 2 || got[9] < 1 {
+			t.Fatalf("sock_diag %v: our own established pair and listener missing", got)
+		}
+		t.Logf("by state %v", got)
+		return
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"io"
 	"math"
 	"strconv"
+	"sync"
 )
 
 // content returns what r holds: the bytes of a *bytes.Buffer as they are,
@@ -43,11 +44,12 @@ func eachLine(b []byte, f func(line []byte) error) error {
 	return nil
 }
 
-// fields splits line on spaces and tabs into out (reused), as
-// strings.Fields does, without allocating.
+// fields splits line on spaces and tabs into out, as strings.Fields
+// does, without allocating: it returns at most cap(out) fields, so each
+// caller's array bounds what it needs.
 func fields(line []byte, out [][]byte) [][]byte {
 	out = out[:0]
-	for {
+	for len(out) < cap(out) {
 		for len(line) > 0 && (line[0] == ' ' || line[0] == '\t') {
 			line = line[1:]
 		}
@@ -61,6 +63,7 @@ func fields(line []byte, out [][]byte) [][]byte {
 		out = append(out, line[:i])
 		line = line[i:]
 	}
+	return out
 }
 
 // atou parses a decimal uint64; "max" is math.MaxUint64.
@@ -306,7 +309,7 @@ func parseMountInfo(r io.Reader) ([]mount, error) {
 		return nil, err
 	}
 	var out []mount
-	var buf [16][]byte
+	var buf [32][]byte
 	err = eachLine(b, func(line []byte) error {
 		f := fields(line, buf[:0])
 		if len(f) == 0 {
@@ -441,6 +444,10 @@ func parseNetDev(r io.Reader, f func(iface []byte, d netDev)) error {
 	})
 }
 
+// fieldsPool holds the field slices of parseSNMP, whose lines have over
+// a hundred fields.
+var fieldsPool = sync.Pool{New: func() any { return new([2][256][]byte) }}
+
 // parseSNMP reads /proc/net/snmp and /proc/net/netstat: pairs of lines,
 // "Tcp: Name1 Name2 ..." then "Tcp: 1 2 ...", calling f for each value.
 // Values may be negative (MaxConn is -1).
@@ -450,7 +457,9 @@ func parseSNMP(r io.Reader, f func(proto, name []byte, v float64)) error {
 		return err
 	}
 	var names, values [][]byte
-	var nbuf, vbuf [256][]byte
+	scratch := fieldsPool.Get().(*[2][256][]byte)
+	defer fieldsPool.Put(scratch)
+	nbuf, vbuf := scratch[0][:0], scratch[1][:0]
 	var header []byte
 	return eachLine(b, func(line []byte) error {
 		if len(line) == 0 {
@@ -458,10 +467,10 @@ func parseSNMP(r io.Reader, f func(proto, name []byte, v float64)) error {
 		}
 		if header == nil {
 			header = line
-			names = fields(line, nbuf[:0])
+			names = fields(line, nbuf)
 			return nil
 		}
-		values = fields(line, vbuf[:0])
+		values = fields(line, vbuf)
 		hdr := header
 		header = nil
 		if len(values) != len(names) || len(names) == 0 || !bytes.Equal(names[0], values[0]) {

@@ -66,7 +66,7 @@ func (t *tcpSender) send(bufs net.Buffers) error {
 		nc, err := (&net.Dialer{}).DialContext(dctx, "tcp", t.addr)
 		cancel()
 		if err != nil {
-			return fmt.Errorf("graphite: dial %s: %w", t.addr, err)
+			return fmt.Errorf("graphite: %w", err)
 		}
 		c = nc.(*net.TCPConn)
 		t.mu.Lock()
@@ -87,7 +87,7 @@ func (t *tcpSender) send(bufs net.Buffers) error {
 	}
 	if _, err := bufs.WriteTo(c); err != nil {
 		t.drop(c)
-		return fmt.Errorf("graphite: write %s: %w", t.addr, err)
+		return fmt.Errorf("graphite: %w", err)
 	}
 	t.prev = sent
 	return nil
@@ -187,7 +187,7 @@ func (u *udpSender) send(bufs net.Buffers) error {
 		c, err := net.DialTimeout("udp", u.addr, u.timeout)
 		if err != nil {
 			u.mu.Unlock()
-			return fmt.Errorf("graphite: dial %s: %w", u.addr, err)
+			return fmt.Errorf("graphite: %w", err)
 		}
 		u.conn = c
 	}
@@ -206,7 +206,7 @@ func (u *udpSender) send(bufs net.Buffers) error {
 			}
 			c.SetWriteDeadline(time.Now().Add(u.timeout))
 			if _, err := c.Write(b[:n]); err != nil {
-				return fmt.Errorf("graphite: write %s: %w", u.addr, err)
+				return fmt.Errorf("graphite: %w", err)
 			}
 			b = b[n:]
 		}
