@@ -1,7 +1,10 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -9,6 +12,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/stewardhq/steward/collectors"
+	"github.com/stewardhq/steward/shippers/graphite"
 )
 
 // The identity every series carries in these tests.
@@ -259,4 +265,38 @@ command = ["sleep", "1000"]
 	})
 	in.signal(syscall.SIGTERM)
 	in.wait()
+}
+
+// TestGraphiteModesToCarbon: dotted paths (carbon before 1.1) and UDP
+// datagrams, each read back from what carbon stored.
+func TestGraphiteModesToCarbon(t *testing.T) {
+	c := startCarbon(t)
+	now := time.Now().Truncate(time.Second)
+	for _, tc := range []struct {
+		cfg  graphite.Config
+		path string // as stored
+	}{
+		{graphite.Config{Mode: graphite.ModePath, Prefix: "steward", Host: "h1.example.com"},
+			"steward.web.3074f46.h1_example_com.program.worker.cpu_seconds_total"},
+		{graphite.Config{Protocol: graphite.UDP, Host: "h1"},
+			tagged("program.cpu_seconds_total", "app=web", "host=h1", "program=worker", "version=3074f46")},
+	} {
+		cfg := tc.cfg
+		cfg.Servers, cfg.App, cfg.Version = []string{c.addr}, "web", "3074f46"
+		s, err := graphite.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Ship([]collectors.Sample{{Name: "program.cpu_seconds_total", Value: 12.5, Kind: collectors.Counter,
+			Tags: []collectors.Tag{{Key: "program", Value: "worker"}}, Time: now}})
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if err := s.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+		cancel()
+		eventually(t, tc.path+" in carbon", func() bool {
+			v, ok := c.last(tc.path)
+			return ok && v == 12.5
+		})
+	}
 }
