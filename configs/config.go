@@ -20,6 +20,8 @@ type Config struct {
 	HTTP     HTTP                `toml:"http"`
 	Control  Control             `toml:"control"`
 	Sensu    Sensu               `toml:"sensu"`
+	Metrics  Metrics             `toml:"metrics"`
+	Graphite Graphite            `toml:"graphite"`
 
 	// Order lists program names in the order they appear in the file, then
 	// the command-line main program; it breaks ties in start order.

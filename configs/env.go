@@ -46,6 +46,17 @@ var EnvSettings = []EnvSetting{
 	{Name: "STEWARD_SENSU_SUBSCRIPTIONS", Key: "sensu.subscriptions"},
 	{Name: "STEWARD_SENSU_ENTITY_NAME", Key: "sensu.entity_name"},
 	{Name: "STEWARD_SENSU_KEEPALIVE_INTERVAL", Key: "sensu.keepalive_interval"},
+	{Name: "STEWARD_METRICS_INTERVAL", Key: "metrics.interval"},
+	{Name: "STEWARD_METRICS_PRINT", Key: "metrics.print"},
+	{Name: "STEWARD_METRICS_COLLECTORS", Key: "metrics.collectors"},
+	{Name: "STEWARD_GRAPHITE_ADDR", Key: "graphite.addr"},
+	{Name: "STEWARD_GRAPHITE_PROTOCOL", Key: "graphite.protocol"},
+	{Name: "STEWARD_GRAPHITE_FAILOVER", Key: "graphite.failover"},
+	{Name: "STEWARD_GRAPHITE_MODE", Key: "graphite.mode"},
+	{Name: "STEWARD_GRAPHITE_PREFIX", Key: "graphite.prefix"},
+	{Name: "STEWARD_GRAPHITE_TEMPLATE", Key: "graphite.template"},
+	{Name: "STEWARD_GRAPHITE_BUFFER", Key: "graphite.buffer"},
+	{Name: "STEWARD_GRAPHITE_TIMEOUT", Key: "graphite.timeout"},
 }
 
 // SecretEnvNames lists the variables that must never reach a program.

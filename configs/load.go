@@ -82,6 +82,8 @@ func Load(opts Options) (*Config, error) {
 	cfg.Health.setDefaults()
 	cfg.Sensu.setDefaults()
 	cfg.Control.LogLines = DefaultLogLines
+	cfg.Metrics.setDefaults()
+	cfg.Graphite.setDefaults()
 	d.decode("", tree, reflect.ValueOf(cfg).Elem())
 	if cfg.Programs == nil {
 		cfg.Programs = map[string]*Program{}

@@ -119,6 +119,9 @@ type runOpts struct {
 	stdio *os.File
 	// setctty makes stdio the controlling terminal of a new session.
 	setctty bool
+	// wrap runs steward through this command (steward's path and
+	// arguments follow it), e.g. to place it in a cgroup first.
+	wrap []string
 }
 
 type instance struct {
@@ -148,6 +151,9 @@ func start(t *testing.T, o runOpts) *instance {
 		args = append(append(args, "--"), o.command...)
 	}
 	in.cmd = exec.Command(stewardBin, args...)
+	if len(o.wrap) > 0 {
+		in.cmd = exec.Command(o.wrap[0], append(append(o.wrap[1:], stewardBin), args...)...)
+	}
 	in.cmd.Env = append(os.Environ(), "STEWARD_LOG_FORMAT=json", "STEWARD_LOG_LEVEL=debug", "T="+in.dir)
 	in.cmd.Env = append(in.cmd.Env, o.env...)
 	in.cmd.Dir = in.dir

@@ -192,7 +192,7 @@ type wiring struct {
 // starters build the components in order. Each returns nil when its feature
 // is not configured; an error stops steward before any program starts.
 var starters = []func(ctx context.Context, w *wiring) (component, error){
-	startChecks, startSensu, startHTTP, startCtl, startControl,
+	startMetrics, startChecks, startSensu, startCtl, startHTTP, startControl,
 }
 
 func supervise(args []string, stderr io.Writer) int {

@@ -1,0 +1,88 @@
+package main
+
+import (
+	"context"
+	"os"
+
+	"github.com/stewardhq/steward/collectors"
+	"github.com/stewardhq/steward/shippers/graphite"
+)
+
+// metrics runs the collectors on their interval and ships each round to
+// Graphite (and/or prints it).
+type metrics struct {
+	stop    context.CancelFunc
+	stopped chan struct{}
+	ship    *graphite.Shipper
+}
+
+// startMetrics runs when Graphite has an address or metrics.print is set.
+// A collector that cannot work here (no cgroup filesystem, say) is left
+// out with a warning; the others run.
+func startMetrics(ctx context.Context, w *wiring) (component, error) {
+	cfg := w.cfg
+	if !cfg.MetricsEnabled() {
+		return nil, nil
+	}
+	m, g := cfg.Metrics, cfg.Graphite
+	interval := m.Interval.D()
+	gcfg := graphite.Config{
+		Servers: g.Addr, Protocol: g.Protocol, Failover: g.Failover,
+		Mode: g.Mode, Prefix: g.Prefix, Template: g.Template,
+		App: cfg.Steward.App, Version: cfg.Steward.Version, Host: cfg.Steward.Host,
+		BufferRounds: g.BufferRounds(interval), Timeout: g.Timeout.D(),
+	}
+	if m.Print {
+		gcfg.Print = os.Stdout
+	}
+	ship, err := graphite.New(gcfg, w.log)
+	if err != nil {
+		return nil, err
+	}
+	var sched *collectors.Scheduler
+	var cs []collectors.Collector
+	for _, name := range m.Collectors {
+		var c collectors.Collector
+		var err error
+		switch name {
+		case "cgroup":
+			c, err = collectors.NewCgroup(m.Root, w.log)
+		case "netstat":
+			c, err = collectors.NewNetstat(collectors.NetstatConfig{Root: m.Root, ExcludeInterfaces: m.ExcludeInterfaces}, w.log)
+		case "programs":
+			c, err = collectors.NewPrograms(collectors.ProgramsConfig{Root: m.Root, Status: w.sup.Status}, w.log)
+		case "steward":
+			c, err = collectors.NewSelf(collectors.SelfConfig{Root: m.Root, Sources: []func(func(collectors.Sample)){
+				func(emit func(collectors.Sample)) { sched.Stats(emit) },
+				ship.Stats,
+				func(emit func(collectors.Sample)) {
+					emit(collectors.Sample{Name: "steward.orphans_reaped_total", Value: float64(w.sup.OrphansReaped()), Kind: collectors.Counter})
+				},
+			}}, w.log)
+		}
+		if err != nil {
+			w.log.Warn("metrics: collector left out", "collector", name, "err", err)
+			continue
+		}
+		cs = append(cs, c)
+	}
+	sched = collectors.NewScheduler(interval, cs, ship.Ship, w.log)
+	runCtx, stop := context.WithCancel(ctx)
+	mt := &metrics{stop: stop, stopped: make(chan struct{}), ship: ship}
+	go func() {
+		defer close(mt.stopped)
+		sched.Run(runCtx)
+	}()
+	w.log.Info("metrics: collecting", "interval", interval.String(), "graphite", []string(g.Addr), "mode", g.Mode, "print", m.Print)
+	return mt, nil
+}
+
+// Close stops collecting and flushes what is buffered within ctx.
+func (m *metrics) Close(ctx context.Context) error {
+	m.stop()
+	select {
+	case <-m.stopped:
+	case <-ctx.Done():
+	}
+	return m.ship.Close(ctx)
+}
