@@ -15,6 +15,7 @@ type Config struct {
 
 	Steward  Steward             `toml:"steward"`
 	Programs map[string]*Program `toml:"programs"`
+	Fluentd  *Fluentd            `toml:"fluentd"` // nil: logs are not forwarded
 
 	// Order lists program names in the order they appear in the file, then
 	// the command-line main program; it breaks ties in start order.
@@ -98,6 +99,9 @@ type Program struct {
 	ForwardSignals *bool `toml:"forward_signals"`
 	// Signals rewrites forwarded signals: {HUP = "USR1", WINCH = "drop"}.
 	Signals map[string]SignalRewrite `toml:"signals"`
+
+	// Logs is how the program's lines are forwarded (shippers/fluentd).
+	Logs *ProgramLogs `toml:"logs"`
 
 	// Resolved by validation.
 	Cred *Credential `toml:"-"`
