@@ -119,6 +119,8 @@ type runOpts struct {
 	stdio *os.File
 	// setctty makes stdio the controlling terminal of a new session.
 	setctty bool
+	// bin replaces the binary under test (default stewardBin).
+	bin string
 }
 
 type instance struct {
@@ -147,7 +149,11 @@ func start(t *testing.T, o runOpts) *instance {
 	if len(o.command) > 0 {
 		args = append(append(args, "--"), o.command...)
 	}
-	in.cmd = exec.Command(stewardBin, args...)
+	bin := stewardBin
+	if o.bin != "" {
+		bin = o.bin
+	}
+	in.cmd = exec.Command(bin, args...)
 	in.cmd.Env = append(os.Environ(), "STEWARD_LOG_FORMAT=json", "STEWARD_LOG_LEVEL=debug", "T="+in.dir)
 	in.cmd.Env = append(in.cmd.Env, o.env...)
 	in.cmd.Dir = in.dir

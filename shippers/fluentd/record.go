@@ -61,12 +61,15 @@ type encoder struct {
 	last     *stream // records come in runs from one pipe
 }
 
-// reservedKeys are the fields steward sets; parsed JSON does not override
-// them.
-var reservedKeys = map[string]bool{
-	"log": true, "source": true, "program": true, "app": true, "version": true, "host": true,
-	"container_id": true, "pid": true, "partial": true, "partial_message": true,
-	"partial_id": true, "partial_ordinal": true, "partial_last": true,
+// reserved reports the fields steward sets; parsed JSON and static fields
+// do not override them.
+func reserved(key string) bool {
+	switch key {
+	case "log", "source", "program", "app", "version", "host", "container_id", "pid",
+		"partial", "partial_message", "partial_id", "partial_ordinal", "partial_last":
+		return true
+	}
+	return false
 }
 
 func (e *encoder) stream(r *supervisor.LogRecord) *stream {
@@ -104,7 +107,7 @@ func (e *encoder) stream(r *supervisor.LogRecord) *stream {
 	b = msgp.AppendInt(msgp.AppendString(b, "pid"), r.PID)
 	s.nstatic++
 	for k, v := range e.id.fields {
-		if !reservedKeys[k] {
+		if !reserved(k) {
 			add(k, v)
 		}
 	}
@@ -204,7 +207,7 @@ func (e *encoder) jsonFields(text string) ([]byte, int) {
 	b := e.scratch[:0]
 	n := 0
 	for k, v := range obj {
-		if reservedKeys[k] {
+		if reserved(k) {
 			continue
 		}
 		b = msgp.AppendString(b, k)

@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"golang.org/x/sys/unix"
 )
@@ -33,7 +34,9 @@ const (
 	segSuffix    = ".seg"
 )
 
-var crcTable = crc32.MakeTable(crc32.Castagnoli)
+// crcTable is built on first use: its tables would cost every container
+// start a few kilobytes and a fraction of a millisecond otherwise.
+var crcTable = sync.OnceValue(func() *crc32.Table { return crc32.MakeTable(crc32.Castagnoli) })
 
 type segment struct {
 	seq  uint64
@@ -173,7 +176,7 @@ func (s *spool) append(c *chunk) error {
 	}
 	rec := make([]byte, recHeaderLen+len(c.id)+len(c.msg))
 	binary.BigEndian.PutUint32(rec[0:], uint32(len(c.msg)))
-	binary.BigEndian.PutUint32(rec[4:], crc32.Checksum(c.msg, crcTable))
+	binary.BigEndian.PutUint32(rec[4:], crc32.Checksum(c.msg, crcTable()))
 	binary.BigEndian.PutUint32(rec[8:], uint32(c.lines))
 	rec[12] = byte(len(c.id))
 	copy(rec[recHeaderLen:], c.id)
@@ -278,7 +281,7 @@ func (seg *segment) read() (*chunk, error) {
 		return nil, err
 	}
 	msg := buf[idLen:]
-	if crc32.Checksum(msg, crcTable) != binary.BigEndian.Uint32(rh[4:]) {
+	if crc32.Checksum(msg, crcTable()) != binary.BigEndian.Uint32(rh[4:]) {
 		return nil, errors.New("checksum mismatch")
 	}
 	c := &chunk{id: string(buf[:idLen]), lines: int(binary.BigEndian.Uint32(rh[8:])), msg: msg, seg: seg, off: seg.readOff}
