@@ -154,6 +154,10 @@ func loadSegment(path string, seq uint64) (*segment, error) {
 		off += n
 	}
 	seg.size = off
+	if off < st.Size() {
+		// Cut the torn record off, so appends continue a clean file.
+		_ = f.Truncate(off)
+	}
 	return seg, nil
 }
 
