@@ -84,7 +84,8 @@ func (s *sender) run() {
 	backoff := s.retryInitial
 	cur := 0
 	var outage time.Time
-	attempts := 0
+	attempts, connects := 0, 0
+	quiet := false
 	for {
 		if s.finished() || closed(s.abort) {
 			return
@@ -108,11 +109,16 @@ func (s *sender) run() {
 			continue
 		}
 		cur = idx
-		if !outage.IsZero() || s.st.reconnects.Load() > 0 || attempts > 0 {
+		if connects > 0 {
 			s.st.reconnects.Add(1)
 		}
-		s.log.Info("fluentd: connected", "address", c.ep.String(), "attempts", attempts+1,
-			"down_for", durationSince(outage))
+		connects++
+		level := slog.LevelInfo
+		if quiet {
+			level = slog.LevelDebug // the server closes after each message
+		}
+		s.log.Log(context.Background(), level, "fluentd: connected", "address", c.ep.String(),
+			"attempts", attempts+1, "down_for", durationSince(outage))
 		outage, attempts = time.Time{}, 0
 		s.st.connected.Store(true)
 		progress, err := s.session(c)
@@ -122,8 +128,10 @@ func (s *sender) run() {
 		case err == nil || errors.Is(err, errAborted):
 			return
 		case errors.Is(err, errNoKeepalive):
+			quiet = true
 			continue
 		}
+		quiet = false
 		if progress {
 			backoff = s.retryInitial
 		}
@@ -250,20 +258,42 @@ func (s *sender) session(c *conn) (progress bool, err error) {
 			ackTimer.Reset(time.Until(inflight[0].sentAt.Add(s.ackTimeout)))
 			timeout = ackTimer.C
 		}
-		select {
-		case id := <-acks:
+		// take handles one ack; false when it names no chunk in flight.
+		take := func(id string) bool {
 			i := slices.IndexFunc(inflight, func(ch *chunk) bool { return ch.id == id })
 			if i < 0 {
-				return progress, fmt.Errorf("%w: %q", errWrongAck, truncate(id, 40))
+				return false
 			}
 			ch := inflight[i]
 			inflight = slices.Delete(inflight, i, i+1)
 			s.delivered(ch)
 			progress = true
+			return true
+		}
+		select {
+		case id := <-acks:
+			if !take(id) {
+				return progress, fmt.Errorf("%w: %q", errWrongAck, truncate(id, 40))
+			}
 			if !c.keepalive && len(inflight) == 0 {
 				return progress, errNoKeepalive
 			}
 		case err := <-readErr:
+			// Acks read before the error count: a server that closes
+			// after acking (keepalive false) must not cause a resend.
+			for drained := false; !drained; {
+				select {
+				case id := <-acks:
+					if !take(id) {
+						drained = true
+					}
+				default:
+					drained = true
+				}
+			}
+			if !c.keepalive && len(inflight) == 0 {
+				return progress, errNoKeepalive
+			}
 			return progress, err
 		case <-timeout:
 			return progress, errAckTimeout
