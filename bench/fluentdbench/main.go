@@ -30,6 +30,8 @@ import (
 	"github.com/stewardhq/steward/shippers/fluentd/fluentdtest"
 )
 
+var trace *bool
+
 func main() {
 	steward := flag.String("steward", "", "steward binary")
 	lines := flag.String("lines", "", "the line writer (bench/c/lines.c)")
@@ -37,6 +39,7 @@ func main() {
 	runs := flag.Int("runs", 3, "runs")
 	baseline := flag.Duration("baseline", 5*time.Second, "how long the baseline posts")
 	compress := flag.String("compress", "none", "fluentd.compress for steward")
+	trace = flag.Bool("trace", false, "print arrival milestones, timings and steward's log per run")
 	cpuprofile := flag.String("cpuprofile", "", "write this process's (the peer's) CPU profile here")
 	flag.Parse()
 	if *cpuprofile != "" {
@@ -88,7 +91,7 @@ func runSteward(steward, lines string, n int, compress string) (float64, float64
 	seen := make([]bool, n)
 	unique := 0
 	done := make(chan struct{})
-	var last time.Time
+	var first, last time.Time
 	peer, err := fluentdtest.Listen("tcp", "127.0.0.1:0", fluentdtest.Config{OnEvent: func(e fluentdtest.Event) {
 		v, _ := e.Field("log")
 		s, _ := v.(string)
@@ -99,7 +102,13 @@ func runSteward(steward, lines string, n int, compress string) (float64, float64
 			return
 		}
 		seen[seq] = true
+		if unique == 0 {
+			first = time.Now()
+		}
 		unique++
+		if *trace && unique%100000 == 0 {
+			fmt.Fprintf(os.Stderr, "    %d at %v\n", unique, time.Since(first).Round(time.Millisecond))
+		}
 		if unique == n {
 			last = time.Now()
 			close(done)
@@ -135,6 +144,8 @@ command = [%q, "%d"]
 	if os.Geteuid() == 0 {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID}
 	}
+	var ru0 syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
 		return 0, 0, err
@@ -150,10 +161,19 @@ command = [%q, "%d"]
 		return 0, 0, fmt.Errorf("only %d of %d lines arrived; steward said:\n%s", unique, n, stderr.String())
 	}
 	cpu := cpuSeconds(cmd.Process.Pid)
+	var ru1 syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru1)
+	peerCPU := time.Duration(ru1.Utime.Nano() + ru1.Stime.Nano() - ru0.Utime.Nano() - ru0.Stime.Nano())
 	cmd.Process.Signal(syscall.SIGTERM)
 	<-exited
+	if *trace {
+		fmt.Fprint(os.Stderr, stderr.String())
+	}
 	mu.Lock()
 	elapsed := last.Sub(start)
+	if *trace {
+		fmt.Fprintf(os.Stderr, "  start->first line %v, first->last line %v, peer CPU %v, steward CPU %.2fs\n", first.Sub(start).Round(time.Millisecond), last.Sub(first).Round(time.Millisecond), peerCPU.Round(time.Millisecond), cpu)
+	}
 	mu.Unlock()
 	return float64(n) / elapsed.Seconds(), cpu / (float64(n) / 1e6), nil
 }

@@ -118,7 +118,10 @@ func TestFluentdPeerKilledMidway(t *testing.T) {
 		}
 	}
 	addr := freeAddr(t)
-	first = startPeer(t, addr, fluentdtest.Config{OnEvent: sink.event})
+	p := startPeer(t, addr, fluentdtest.Config{OnEvent: sink.event})
+	sink.mu.Lock() // onEvent reads first under this lock
+	first = p
+	sink.mu.Unlock()
 	in := start(t, runOpts{config: `
 [fluentd]
 address = "tcp://` + addr + `"

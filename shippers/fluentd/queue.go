@@ -32,6 +32,7 @@ func newQueue(memCap int64, sp *spool, st *counters, log *slog.Logger) *queue {
 	q.drops = &burst{log: log, msg: "fluentd: buffer full, oldest records dropped", total: &st.dropped}
 	if sp != nil {
 		sp.onDrop = func(lines int, _ int64) { q.dropped(lines) }
+		sp.enforceCap()
 	}
 	q.updateGauges()
 	return q

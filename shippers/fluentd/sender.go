@@ -52,8 +52,11 @@ type sender struct {
 	closing   chan struct{} // closed by Close: send what is left, then stop
 	inputDone chan struct{} // closed when no more chunks will be pushed
 	wake      chan struct{} // nudges the loop after either closes
-	abort     chan struct{} // closed when the flush deadline passes
-	done      chan struct{}
+	// hungry tells the drain that the connection has room and nothing is
+	// queued, so partial batches should go now.
+	hungry chan struct{}
+	abort  chan struct{} // closed when the flush deadline passes
+	done   chan struct{}
 }
 
 func closed(ch chan struct{}) bool {
@@ -236,6 +239,10 @@ func (s *sender) session(c *conn) (progress bool, err error) {
 		for len(inflight) < window {
 			ch := s.next()
 			if ch == nil {
+				select {
+				case s.hungry <- struct{}{}:
+				default:
+				}
 				break
 			}
 			if err := s.write(c, ch); err != nil {

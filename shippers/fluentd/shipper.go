@@ -121,7 +121,8 @@ func New(cfg *configs.Config, log *slog.Logger) (*Shipper, error) {
 		retryInitial: f.RetryInitial.D(), retryMax: f.RetryMax.D(), window: 4,
 		q: s.q, st: &s.st, log: log,
 		closing: make(chan struct{}), inputDone: make(chan struct{}), wake: make(chan struct{}, 1),
-		abort: make(chan struct{}), done: make(chan struct{}),
+		hungry: make(chan struct{}, 1),
+		abort:  make(chan struct{}), done: make(chan struct{}),
 	}
 	if f.Heartbeat == "udp" {
 		s.snd.heartbeat = f.HeartbeatInterval.D()
@@ -194,9 +195,16 @@ func (s *Shipper) drain() {
 				s.add(&batch[i])
 			}
 			s.sub.Done(batch)
+			if len(s.sub.C) == 0 && s.senderIdle() {
+				s.sealAll()
+			}
 			s.st.received.Add(uint64(len(batch)))
 			s.st.records.Add(s.records)
 			s.records = 0
+		case <-s.snd.hungry:
+			if len(s.sub.C) == 0 {
+				s.sealAll()
+			}
 		case <-timer.C:
 		}
 		now := time.Now()
@@ -278,6 +286,23 @@ func (s *Shipper) flushDue(now time.Time) time.Time {
 	return next
 }
 
+// senderIdle reports whether the connection has room and nothing waits:
+// then a partial batch goes at once rather than after flush_interval. Under
+// load the sender is busy and batches fill up, as Nagle's algorithm
+// batches small writes while an ack is outstanding.
+func (s *Shipper) senderIdle() bool {
+	return s.st.connected.Load() && s.st.inFlight.Load() < int64(s.snd.window) &&
+		s.st.queueChunks.Load() == 0 && s.st.spoolBytes.Load() == 0
+}
+
+func (s *Shipper) sealAll() {
+	for _, bd := range s.bat.builders {
+		if bd.lines > 0 {
+			s.q.push(s.bat.seal(bd))
+		}
+	}
+}
+
 func (s *Shipper) flushAll() {
 	defer func() { s.st.records.Add(s.records); s.records = 0 }()
 	for _, j := range s.enc.joiners {
@@ -285,11 +310,7 @@ func (s *Shipper) flushAll() {
 			s.emit(j.take())
 		}
 	}
-	for _, bd := range s.bat.builders {
-		if bd.lines > 0 {
-			s.q.push(s.bat.seal(bd))
-		}
-	}
+	s.sealAll()
 }
 
 // Close takes the last lines, sends what it can before ctx ends, and

@@ -112,7 +112,8 @@ func openSpool(dir string, maxBytes int64, log *slog.Logger) (*spool, error) {
 		s.bytes += seg.size
 		s.nextSeq = seq + 1
 	}
-	s.enforceCap()
+	// The cap is enforced once the owner has set onDrop (newQueue), so
+	// what a smaller cap drops at start-up is counted too.
 	return s, nil
 }
 
