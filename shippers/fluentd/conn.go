@@ -60,7 +60,11 @@ func dial(ctx context.Context, ep configs.Endpoint, timeout time.Duration, tlsCo
 	c := &conn{nc: nc, r: msgp.NewReaderSize(nc, 4096), ep: ep, keepalive: true}
 	if a.enabled() {
 		_ = nc.SetDeadline(time.Now().Add(timeout))
-		if err := c.handshake(a); err != nil {
+		// The flush deadline (ctx) cuts a slow handshake short too.
+		unwatch := context.AfterFunc(ctx, func() { nc.Close() })
+		err := c.handshake(a)
+		unwatch()
+		if err != nil {
 			nc.Close()
 			return nil, fmt.Errorf("fluentd: handshake with %s: %w", ep, err)
 		}

@@ -217,6 +217,15 @@ func (s *sender) session(c *conn) (progress bool, err error) {
 	readErr := make(chan error, 1)
 	stop := make(chan struct{})
 	go readAcks(c, acks, readErr, stop)
+	go func() {
+		// At the flush deadline a write blocked on a server that stopped
+		// reading must end too.
+		select {
+		case <-s.abort:
+			c.nc.Close()
+		case <-stop:
+		}
+	}()
 	var hbDown <-chan struct{}
 	if s.heartbeat > 0 && c.ep.Network != "unix" {
 		down := make(chan struct{})
@@ -309,6 +318,9 @@ func (s *sender) session(c *conn) (progress bool, err error) {
 		case <-s.q.ready:
 		case <-s.wake:
 		case <-s.abort:
+			return progress, errAborted
+		}
+		if closed(s.abort) {
 			return progress, errAborted
 		}
 	}

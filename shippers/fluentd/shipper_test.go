@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -336,4 +337,48 @@ multiline_max_bytes = 2048
 	// Other programs are not joined.
 	h.publish("web", "stdout", "  indented ", 0, 2)
 	c.waitAll(t, "  indented ", 2)
+}
+
+// TestFlushDeadlineWithAServerThatStopsReading: writes blocked on a full
+// socket end at the flush deadline, and everything not acknowledged is
+// kept in the spool.
+func TestFlushDeadlineWithAServerThatStopsReading(t *testing.T) {
+	// A small receive buffer, so steward's writes block soon.
+	lc := net.ListenConfig{Control: func(_, _ string, rc syscall.RawConn) error {
+		return rc.Control(func(fd uintptr) { syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
+	}}
+	ln, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 4)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted <- c // never read from
+		}
+	}()
+	h := startShipper(t, loadConfig(t, config(t, []string{"tcp://" + ln.Addr().String()}, "ack_timeout = \"1h\"\nbatch_bytes = \"4MiB\"\nqueue_bytes = \"16MiB\"\n")))
+	long := strings.Repeat("x", 1000)
+	h.publish("web", "stdout", long, 0, 30000) // 30 MB: more than the socket buffers hold
+	eventually(t, "batches in flight", func() bool { return h.s.Stats().InFlight > 0 })
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	closed := make(chan error, 1)
+	go func() { closed <- h.s.Close(ctx) }()
+	select {
+	case <-closed:
+	case <-time.After(20 * time.Second): // only a guard against a hang
+		t.Fatal("Close did not return after its deadline")
+	}
+	if !h.out.contains("left_in_spool=30000") {
+		t.Fatalf("summary:\n%s", h.out)
+	}
+	for len(accepted) > 0 {
+		(<-accepted).Close()
+	}
 }
