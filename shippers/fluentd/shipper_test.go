@@ -365,7 +365,10 @@ func TestFlushDeadlineWithAServerThatStopsReading(t *testing.T) {
 	h := startShipper(t, loadConfig(t, config(t, []string{"tcp://" + ln.Addr().String()}, "ack_timeout = \"1h\"\nbatch_bytes = \"4MiB\"\nqueue_bytes = \"16MiB\"\n")))
 	long := strings.Repeat("x", 1000)
 	h.publish("web", "stdout", long, 0, 30000) // 30 MB: more than the socket buffers hold
-	eventually(t, "batches in flight", func() bool { return h.s.Stats().InFlight > 0 })
+	eventually(t, "a connection and every record encoded", func() bool {
+		st := h.s.Stats()
+		return st.Connected && st.Records == 30000
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	closed := make(chan error, 1)
