@@ -52,6 +52,7 @@ type BatchSubscription[T any] struct {
 	// stalled is set when a publisher waited Wait in vain; publishers then
 	// drop at once until the subscriber has caught up.
 	stalled atomic.Bool
+	waiters atomic.Int32 // publishers waiting for room
 	drops
 }
 
@@ -124,6 +125,11 @@ func (b *BatchSubscription[T]) Done(batch []T) {
 	if b.stalled.Load() && q <= b.opts.MaxWeight/2 {
 		b.stalled.Store(false)
 	}
+	b.wakeWaiters()
+}
+
+// wakeWaiters wakes publishers waiting for room, to try again.
+func (b *BatchSubscription[T]) wakeWaiters() {
 	b.roomMu.Lock()
 	close(b.room)
 	b.room = make(chan struct{})
@@ -188,6 +194,7 @@ func (s *Stream[T]) UnsubscribeBatches(sub *BatchSubscription[T]) {
 			s.count()
 			sub.closed = true
 			close(sub.ch)
+			sub.wakeWaiters()
 			return
 		}
 	}
@@ -250,6 +257,8 @@ func (s *Stream[T]) PublishBatch(vs []T) {
 func (s *Stream[T]) waitOffer(sub *BatchSubscription[T], batch []T) {
 	timer := time.NewTimer(sub.opts.Wait)
 	defer timer.Stop()
+	sub.waiters.Add(1)
+	defer sub.waiters.Add(-1)
 	for {
 		room := sub.roomSignal()
 		s.mu.RLock()
@@ -302,6 +311,7 @@ func (s *Stream[T]) Close() {
 	for _, sub := range s.batches {
 		sub.closed = true
 		close(sub.ch)
+		sub.wakeWaiters()
 	}
 	s.subs, s.batches = nil, nil
 	s.count()

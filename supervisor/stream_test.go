@@ -3,6 +3,7 @@ package supervisor
 import (
 	"io"
 	"log/slog"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -83,9 +84,16 @@ func TestUnsubscribeReleasesWaitingPublisher(t *testing.T) {
 	s.PublishBatch([]int{1})
 	returned := make(chan struct{})
 	go func() { s.PublishBatch([]int{2}); close(returned) }()
-	// The publisher is waiting (or about to); unsubscribing must free it.
+	for sub.waiters.Load() == 0 {
+		runtime.Gosched()
+	}
+	// The publisher is waiting: unsubscribing must free it (an hour's
+	// wait would hang the test).
 	s.UnsubscribeBatches(sub)
 	<-returned
+	if sub.Dropped() != 0 {
+		t.Fatalf("a batch for a gone subscriber counted as dropped")
+	}
 }
 
 func TestBatchWeight(t *testing.T) {

@@ -7,11 +7,13 @@
 // a Unix socket, with failover between addresses.
 //
 // Nothing a server does blocks the programs: lines are taken from the
-// supervisor's log stream into a bounded memory queue; when the server is
-// slow or down, batches spill to a disk spool up to a cap, beyond which
-// the oldest records are dropped and counted. Batches not acknowledged are
-// sent again after a reconnect, so a record is duplicated only when its
-// ack was lost.
+// supervisor's log stream and encoded without waiting for the network, into
+// a bounded memory queue; when the server is slow or down, batches spill to
+// a disk spool up to a cap, beyond which the oldest records are dropped and
+// counted. (A program writing faster than the encoder runs is slowed to
+// its pace by a bounded wait in the stream, never stopped.) Batches not
+// acknowledged are sent again after a reconnect, so a record is duplicated
+// only when its ack was lost.
 package fluentd
 
 import (
