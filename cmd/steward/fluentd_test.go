@@ -253,6 +253,10 @@ command = ["sh", "-c", "` + cmd + `"]
 	if code := in.wait(); code != 0 {
 		t.Fatalf("exit code %d", code)
 	}
+	// The container's own stdout got every line, the server down or not.
+	if n := strings.Count(in.stdout.String(), "\n"); n != lines {
+		t.Fatalf("%d lines on steward's stdout, want %d", n, lines)
+	}
 	first := summary(t, in)
 	dropped, left := first.num("dropped"), first.num("left_in_spool")
 	if dropped <= 0 || dropped+left != lines || first.num("records") != lines {
