@@ -22,6 +22,7 @@ type Config struct {
 	Sensu    Sensu               `toml:"sensu"`
 	Metrics  Metrics             `toml:"metrics"`
 	Graphite Graphite            `toml:"graphite"`
+	Fluentd  *Fluentd            `toml:"fluentd"` // nil: logs are not forwarded
 
 	// Order lists program names in the order they appear in the file, then
 	// the command-line main program; it breaks ties in start order.
@@ -108,6 +109,9 @@ type Program struct {
 	ForwardSignals *bool `toml:"forward_signals"`
 	// Signals rewrites forwarded signals: {HUP = "USR1", WINCH = "drop"}.
 	Signals map[string]SignalRewrite `toml:"signals"`
+
+	// Logs is how the program's lines are forwarded (shippers/fluentd).
+	Logs *ProgramLogs `toml:"logs"`
 
 	// Resolved by validation.
 	Cred *Credential `toml:"-"`

@@ -3,6 +3,7 @@ package configs
 import (
 	"path"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -15,6 +16,9 @@ type Metrics struct {
 	// Print writes every line that would be sent to Graphite to steward's
 	// stdout (the demo shows them this way).
 	Print bool `toml:"print"`
+	// Prometheus serves the latest round at /metrics on the HTTP endpoint,
+	// in the Prometheus text format.
+	Prometheus bool `toml:"prometheus"`
 	// Collectors lists the collectors that run.
 	Collectors []string `toml:"collectors"`
 	// ExcludeInterfaces are shell globs of network interfaces not reported.
@@ -43,7 +47,7 @@ func (m *Metrics) setDefaults() {
 
 // MetricsEnabled reports whether metrics are collected at all.
 func (c *Config) MetricsEnabled() bool {
-	return len(c.Graphite.Addr) > 0 || c.Metrics.Print
+	return len(c.Graphite.Addr) > 0 || c.Metrics.Print || c.Metrics.Prometheus
 }
 
 func init() {
@@ -71,5 +75,8 @@ func validateMetrics(d *decoder, cfg *Config) {
 	}
 	if m.Root == "" {
 		m.Root = "/"
+	}
+	if m.Prometheus && strings.EqualFold(cfg.HTTP.Addr, HTTPOff) {
+		d.add("", "metrics.prometheus", "/metrics is served on the HTTP endpoint, which http.addr turns off")
 	}
 }

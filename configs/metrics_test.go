@@ -1,22 +1,11 @@
 package configs
 
 import (
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 )
-
-func load(t *testing.T, toml string, env ...string) (*Config, error) {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "steward.toml")
-	if err := os.WriteFile(path, []byte(toml), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return Load(Options{Path: path, Environ: env})
-}
 
 const oneProgram = "[programs.web]\ncommand = [\"sleep\", \"1\"]\nmain = true\n"
 

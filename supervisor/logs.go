@@ -22,19 +22,20 @@ type LogRecord struct {
 	Partial bool
 }
 
-// piece is a line, or a part of one, inside the splitter's buffer.
+// piece is a line, or a part of one, inside the splitter's buffer:
+// buf[start:end].
 type piece struct {
-	text    []byte
-	partial bool // more of this line follows
-	cont    bool // continues a partial piece
+	start, end int
+	partial    bool // more of this line follows
+	cont       bool // continues a partial piece
 }
 
 // splitLines reads r to the end and hands flush the lines of each read,
-// without their newlines. A line longer than max is handed over in parts of
-// max bytes, all but the last marked partial, so memory stays at max bytes
-// whatever the line length. The pieces point into a buffer reused after
+// without their newlines, as pieces of buf. A line longer than max is
+// handed over in parts of max bytes, all but the last marked partial, so
+// memory stays at max bytes whatever the line length. buf is reused after
 // flush returns.
-func splitLines(r io.Reader, max int, flush func([]piece)) error {
+func splitLines(r io.Reader, max int, flush func(buf []byte, pieces []piece)) error {
 	buf := make([]byte, max)
 	var pieces []piece
 	end := 0
@@ -47,13 +48,13 @@ func splitLines(r io.Reader, max int, flush func([]piece)) error {
 		for start < end {
 			i := bytes.IndexByte(buf[start:end], '\n')
 			if i >= 0 {
-				pieces = append(pieces, piece{text: buf[start : start+i], cont: cont})
+				pieces = append(pieces, piece{start: start, end: start + i, cont: cont})
 				cont = false
 				start += i + 1
 				continue
 			}
 			if start == 0 && end == len(buf) {
-				pieces = append(pieces, piece{text: buf[:end], partial: true, cont: cont})
+				pieces = append(pieces, piece{start: 0, end: end, partial: true, cont: cont})
 				cont = true
 				start = end
 			}
@@ -61,11 +62,11 @@ func splitLines(r io.Reader, max int, flush func([]piece)) error {
 		}
 		if err != nil && start < end {
 			// The last line had no newline.
-			pieces = append(pieces, piece{text: buf[start:end], cont: cont})
+			pieces = append(pieces, piece{start: start, end: end, cont: cont})
 			start = end
 		}
 		if len(pieces) > 0 {
-			flush(pieces)
+			flush(buf, pieces)
 		}
 		if err != nil {
 			if errors.Is(err, io.EOF) || errors.Is(err, os.ErrClosed) {
@@ -110,8 +111,10 @@ func (c *capture) run(r io.Reader, max int) error {
 	return splitLines(r, max, c.flush)
 }
 
-// flush writes a read's lines with one write, then publishes them.
-func (c *capture) flush(pieces []piece) {
+// flush writes a read's lines with one write, then publishes them as one
+// batch. The texts of a batch share one string, so a read of many short
+// lines costs one allocation, not one per line.
+func (c *capture) flush(buf []byte, pieces []piece) {
 	now := time.Now()
 	b := c.scratch[:0]
 	for _, p := range pieces {
@@ -121,7 +124,7 @@ func (c *capture) flush(pieces []piece) {
 			}
 			b = append(b, c.prefix...)
 		}
-		b = append(b, p.text...)
+		b = append(b, buf[p.start:p.end]...)
 		if !p.partial {
 			b = append(b, '\n')
 		}
@@ -131,10 +134,14 @@ func (c *capture) flush(pieces []piece) {
 	if !c.records.Active() {
 		return
 	}
-	for _, p := range pieces {
-		c.records.Publish(LogRecord{
+	first := pieces[0].start
+	text := string(buf[first:pieces[len(pieces)-1].end])
+	batch := make([]LogRecord, len(pieces))
+	for i, p := range pieces {
+		batch[i] = LogRecord{
 			Time: now, Program: c.program, PID: c.pid, Source: c.source,
-			Text: string(p.text), Partial: p.partial,
-		})
+			Text: text[p.start-first : p.end-first], Partial: p.partial,
+		}
 	}
+	c.records.PublishBatch(batch)
 }

@@ -7,25 +7,78 @@ import (
 	"time"
 )
 
-// Stream fans values out to subscribers without ever blocking the
-// publisher: each subscriber has a bounded buffer, and what does not fit is
-// dropped and counted for that subscriber. One log line reports each burst
-// of drops.
+// Stream fans values out to subscribers without letting a stuck subscriber
+// hold up the publisher: each subscriber has a bounded buffer, and what
+// does not fit is dropped and counted for that subscriber. One log line
+// reports each burst of drops.
+//
+// A subscriber takes values one by one (Subscribe) or in the batches they
+// were published in (SubscribeBatches): a log shipper reading a whole pipe
+// read at once pays one channel operation per read instead of one per line.
+// A batch subscriber may also ask publishers to wait a bounded time for
+// room (BatchOptions.Wait) rather than drop.
 type Stream[T any] struct {
 	name string
 	log  *slog.Logger
 
-	mu   sync.RWMutex
-	subs []*Subscription[T]
-	n    atomic.Int32 // len(subs), read without the lock on the hot path
+	mu      sync.RWMutex
+	subs    []*Subscription[T]
+	batches []*BatchSubscription[T]
+	n       atomic.Int32 // subscribers of both kinds, read without the lock on the hot path
 }
 
 // Subscription receives a stream's values on C.
 type Subscription[T any] struct {
 	C <-chan T
 
+	ch chan T
+	drops
+}
+
+// BatchSubscription receives a stream's values on C in the batches they
+// were published in. Batches are shared: the reader must not modify them.
+// The reader calls Done with each batch it has finished with, which frees
+// its share of the subscription's capacity.
+type BatchSubscription[T any] struct {
+	C <-chan []T
+
+	ch     chan []T
+	opts   BatchOptions[T]
+	queued atomic.Int64 // weight sent and not yet Done
+	closed bool         // under the stream's lock
+
+	roomMu sync.Mutex
+	room   chan struct{} // closed by Done, then replaced: wakes waiting publishers
+	// stalled is set when a publisher waited Wait in vain; publishers then
+	// drop at once until the subscriber has caught up.
+	stalled atomic.Bool
+	waiters atomic.Int32 // publishers waiting for room
+	drops
+}
+
+// BatchOptions bound a batch subscription.
+type BatchOptions[T any] struct {
+	// MaxBatches and MaxWeight bound what the subscriber may lag behind:
+	// batches, and the sum of Weight over their values (each value weighs
+	// 1 when Weight is nil). A single batch heavier than MaxWeight passes
+	// when nothing else is queued.
+	MaxBatches int
+	MaxWeight  int64
+	Weight     func(T) int
+	// Wait lets a publisher that finds the buffer full wait up to this
+	// long for the subscriber to make room, instead of dropping: a
+	// subscriber that keeps up on average (CPU work, no I/O waits) then
+	// loses nothing to a burst, while a program writing faster than it
+	// can take is slowed to its pace, as a slow terminal would slow it. A
+	// subscriber that makes no room within Wait is stalled: from then on
+	// its batches are dropped at once, never waited for, until it has
+	// caught up. Zero never waits.
+	Wait time.Duration
+}
+
+// drops counts what a subscriber missed and reports each burst once.
+type drops struct {
 	name      string
-	ch        chan T
 	dropped   atomic.Uint64
 	unlogged  atomic.Uint64
 	reporting atomic.Bool
@@ -33,7 +86,7 @@ type Subscription[T any] struct {
 
 // Dropped counts the values this subscriber missed because its buffer was
 // full.
-func (s *Subscription[T]) Dropped() uint64 { return s.dropped.Load() }
+func (d *drops) Dropped() uint64 { return d.dropped.Load() }
 
 // NewStream returns a stream whose drops are logged under name.
 func NewStream[T any](name string, log *slog.Logger) *Stream[T] {
@@ -43,12 +96,77 @@ func NewStream[T any](name string, log *slog.Logger) *Stream[T] {
 // Subscribe adds a subscriber that may lag behind by up to capacity values.
 func (s *Stream[T]) Subscribe(name string, capacity int) *Subscription[T] {
 	ch := make(chan T, capacity)
-	sub := &Subscription[T]{C: ch, name: name, ch: ch}
+	sub := &Subscription[T]{C: ch, ch: ch}
+	sub.name = name
 	s.mu.Lock()
 	s.subs = append(s.subs, sub)
-	s.n.Store(int32(len(s.subs)))
+	s.count()
 	s.mu.Unlock()
 	return sub
+}
+
+// SubscribeBatches adds a batch subscriber bounded by o.
+func (s *Stream[T]) SubscribeBatches(name string, o BatchOptions[T]) *BatchSubscription[T] {
+	ch := make(chan []T, max(o.MaxBatches, 1))
+	sub := &BatchSubscription[T]{C: ch, ch: ch, opts: o, room: make(chan struct{})}
+	sub.name = name
+	s.mu.Lock()
+	s.batches = append(s.batches, sub)
+	s.count()
+	s.mu.Unlock()
+	return sub
+}
+
+func (s *Stream[T]) count() { s.n.Store(int32(len(s.subs) + len(s.batches))) }
+
+// Done returns the capacity batch took once the reader is finished with it.
+func (b *BatchSubscription[T]) Done(batch []T) {
+	q := b.queued.Add(-b.weigh(batch))
+	if b.stalled.Load() && q <= b.opts.MaxWeight/2 {
+		b.stalled.Store(false)
+	}
+	b.wakeWaiters()
+}
+
+// wakeWaiters wakes publishers waiting for room, to try again.
+func (b *BatchSubscription[T]) wakeWaiters() {
+	b.roomMu.Lock()
+	close(b.room)
+	b.room = make(chan struct{})
+	b.roomMu.Unlock()
+}
+
+func (b *BatchSubscription[T]) roomSignal() <-chan struct{} {
+	b.roomMu.Lock()
+	defer b.roomMu.Unlock()
+	return b.room
+}
+
+func (b *BatchSubscription[T]) weigh(batch []T) int64 {
+	if b.opts.Weight == nil {
+		return int64(len(batch))
+	}
+	var w int64
+	for _, v := range batch {
+		w += int64(b.opts.Weight(v))
+	}
+	return w
+}
+
+// tryOffer queues batch if it fits.
+func (b *BatchSubscription[T]) tryOffer(batch []T) bool {
+	w := b.weigh(batch)
+	if q := b.queued.Add(w); q-w > 0 && q > b.opts.MaxWeight {
+		b.queued.Add(-w)
+		return false
+	}
+	select {
+	case b.ch <- batch:
+		return true
+	default:
+		b.queued.Add(-w)
+		return false
+	}
 }
 
 // Unsubscribe removes sub and closes its channel.
@@ -58,8 +176,25 @@ func (s *Stream[T]) Unsubscribe(sub *Subscription[T]) {
 	for i, x := range s.subs {
 		if x == sub {
 			s.subs = append(s.subs[:i:i], s.subs[i+1:]...)
-			s.n.Store(int32(len(s.subs)))
+			s.count()
 			close(sub.ch)
+			return
+		}
+	}
+}
+
+// UnsubscribeBatches removes sub and closes its channel; batches already
+// queued can still be read.
+func (s *Stream[T]) UnsubscribeBatches(sub *BatchSubscription[T]) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, x := range s.batches {
+		if x == sub {
+			s.batches = append(s.batches[:i:i], s.batches[i+1:]...)
+			s.count()
+			sub.closed = true
+			close(sub.ch)
+			sub.wakeWaiters()
 			return
 		}
 	}
@@ -76,24 +211,94 @@ func (s *Stream[T]) Publish(v T) {
 	}
 	s.mu.RLock()
 	for _, sub := range s.subs {
-		select {
-		case sub.ch <- v:
-		default:
-			sub.dropped.Add(1)
-			sub.unlogged.Add(1)
-			if sub.reporting.CompareAndSwap(false, true) {
-				time.AfterFunc(time.Second, func() { s.reportDrops(sub) })
+		s.offer(sub, v)
+	}
+	if len(s.batches) > 0 {
+		batch := []T{v}
+		for _, sub := range s.batches {
+			if !sub.tryOffer(batch) {
+				s.dropped(&sub.drops, 1)
 			}
 		}
 	}
 	s.mu.RUnlock()
 }
 
-func (s *Stream[T]) reportDrops(sub *Subscription[T]) {
-	n := sub.unlogged.Swap(0)
-	sub.reporting.Store(false)
+// PublishBatch offers vs to every subscriber. Batch subscribers share vs,
+// so the caller must not modify it afterwards. It waits only for batch
+// subscribers with a Wait, and only as BatchOptions.Wait says.
+func (s *Stream[T]) PublishBatch(vs []T) {
+	if !s.Active() || len(vs) == 0 {
+		return
+	}
+	var waiting []*BatchSubscription[T]
+	s.mu.RLock()
+	for _, sub := range s.subs {
+		for _, v := range vs {
+			s.offer(sub, v)
+		}
+	}
+	for _, sub := range s.batches {
+		switch {
+		case sub.tryOffer(vs):
+		case sub.opts.Wait > 0 && !sub.stalled.Load():
+			waiting = append(waiting, sub)
+		default:
+			s.dropped(&sub.drops, len(vs))
+		}
+	}
+	s.mu.RUnlock()
+	for _, sub := range waiting {
+		s.waitOffer(sub, vs)
+	}
+}
+
+// waitOffer retries batch each time sub makes room, up to its Wait.
+func (s *Stream[T]) waitOffer(sub *BatchSubscription[T], batch []T) {
+	timer := time.NewTimer(sub.opts.Wait)
+	defer timer.Stop()
+	sub.waiters.Add(1)
+	defer sub.waiters.Add(-1)
+	for {
+		room := sub.roomSignal()
+		s.mu.RLock()
+		gone := sub.closed
+		ok := !gone && sub.tryOffer(batch)
+		s.mu.RUnlock()
+		if ok || gone {
+			return
+		}
+		select {
+		case <-room:
+		case <-timer.C:
+			sub.stalled.Store(true)
+			s.dropped(&sub.drops, len(batch))
+			return
+		}
+	}
+}
+
+func (s *Stream[T]) offer(sub *Subscription[T], v T) {
+	select {
+	case sub.ch <- v:
+	default:
+		s.dropped(&sub.drops, 1)
+	}
+}
+
+func (s *Stream[T]) dropped(d *drops, n int) {
+	d.dropped.Add(uint64(n))
+	d.unlogged.Add(uint64(n))
+	if d.reporting.CompareAndSwap(false, true) {
+		time.AfterFunc(time.Second, func() { s.reportDrops(d) })
+	}
+}
+
+func (s *Stream[T]) reportDrops(d *drops) {
+	n := d.unlogged.Swap(0)
+	d.reporting.Store(false)
 	s.log.Warn("subscriber too slow, values dropped",
-		"stream", s.name, "subscriber", sub.name, "dropped", n, "dropped_total", sub.dropped.Load())
+		"stream", s.name, "subscriber", d.name, "dropped", n, "dropped_total", d.dropped.Load())
 }
 
 // Close unsubscribes everyone, closing their channels.
@@ -103,6 +308,11 @@ func (s *Stream[T]) Close() {
 	for _, sub := range s.subs {
 		close(sub.ch)
 	}
-	s.subs = nil
-	s.n.Store(0)
+	for _, sub := range s.batches {
+		sub.closed = true
+		close(sub.ch)
+		sub.wakeWaiters()
+	}
+	s.subs, s.batches = nil, nil
+	s.count()
 }

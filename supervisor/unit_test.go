@@ -16,9 +16,15 @@ import (
 )
 
 // lines runs splitLines over input read in chunks of chunk bytes.
-func lines(t *testing.T, input string, max, chunk int) []piece {
+// piecebytes is a piece with its bytes.
+type piecebytes struct {
+	text          []byte
+	partial, cont bool
+}
+
+func lines(t *testing.T, input string, max, chunk int) []piecebytes {
 	t.Helper()
-	var got []piece
+	var got []piecebytes
 	r := io.Reader(strings.NewReader(input))
 	if chunk > 0 {
 		r = iotest.OneByteReader(r)
@@ -26,10 +32,9 @@ func lines(t *testing.T, input string, max, chunk int) []piece {
 			r = &chunkReader{strings.NewReader(input), chunk}
 		}
 	}
-	err := splitLines(r, max, func(ps []piece) {
+	err := splitLines(r, max, func(buf []byte, ps []piece) {
 		for _, p := range ps {
-			p.text = bytes.Clone(p.text)
-			got = append(got, p)
+			got = append(got, piecebytes{text: bytes.Clone(buf[p.start:p.end]), partial: p.partial, cont: p.cont})
 		}
 	})
 	if err != nil {
@@ -45,7 +50,7 @@ type chunkReader struct {
 
 func (c *chunkReader) Read(p []byte) (int, error) { return c.r.Read(p[:min(len(p), c.n)]) }
 
-func TestSplitLines(t *testing.T) {
+func TestSplitLinesInChunks(t *testing.T) {
 	for _, chunk := range []int{0, 1, 3, 7} {
 		got := lines(t, "one\ntwo\n\nbad \xff\x00 bytes\nlast", 16, chunk)
 		want := []string{"one", "two", "", "bad \xff\x00 bytes", "last"}

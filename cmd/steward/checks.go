@@ -31,6 +31,7 @@ type checksComponent struct {
 func startChecks(ctx context.Context, w *wiring) (component, error) {
 	list := checks.FromConfigs(w.cfg, w.sup)
 	w.health = checks.NewHealth(w.cfg.Health.GracePeriod.D(), list)
+	w.sources.add(healthMetrics(w.health))
 	publish := func(r checks.Report) {
 		w.health.Record(r)
 		w.results.Publish(r)

@@ -122,6 +122,8 @@ type runOpts struct {
 	// wrap runs steward through this command (steward's path and
 	// arguments follow it), e.g. to place it in a cgroup first.
 	wrap []string
+	// bin replaces the binary under test (default stewardBin).
+	bin string
 }
 
 type instance struct {
@@ -150,9 +152,13 @@ func start(t *testing.T, o runOpts) *instance {
 	if len(o.command) > 0 {
 		args = append(append(args, "--"), o.command...)
 	}
-	in.cmd = exec.Command(stewardBin, args...)
+	bin := stewardBin
+	if o.bin != "" {
+		bin = o.bin
+	}
+	in.cmd = exec.Command(bin, args...)
 	if len(o.wrap) > 0 {
-		in.cmd = exec.Command(o.wrap[0], append(append(o.wrap[1:], stewardBin), args...)...)
+		in.cmd = exec.Command(o.wrap[0], append(append(o.wrap[1:], bin), args...)...)
 	}
 	in.cmd.Env = append(os.Environ(), "STEWARD_LOG_FORMAT=json", "STEWARD_LOG_LEVEL=debug", "T="+in.dir)
 	in.cmd.Env = append(in.cmd.Env, o.env...)

@@ -187,12 +187,14 @@ type wiring struct {
 	// by startCtl.
 	opts   configs.Options
 	reload func(ctx context.Context) (reloadResult, error)
+	// sources are the components' own figures for the metrics.
+	sources *metricSources
 }
 
 // starters build the components in order. Each returns nil when its feature
 // is not configured; an error stops steward before any program starts.
 var starters = []func(ctx context.Context, w *wiring) (component, error){
-	startMetrics, startChecks, startSensu, startCtl, startHTTP, startControl,
+	startMetrics, startLogs, startChecks, startSensu, startCtl, startHTTP, startControl,
 }
 
 func supervise(args []string, stderr io.Writer) int {
@@ -208,7 +210,7 @@ func supervise(args []string, stderr io.Writer) int {
 		return exitUsage
 	}
 	log := newLogger(cfg, stderr)
-	w := &wiring{cfg: cfg, log: log, opts: opts, mux: http.NewServeMux(), control: control.NewServer(log),
+	w := &wiring{cfg: cfg, log: log, opts: opts, mux: http.NewServeMux(), control: control.NewServer(log), sources: &metricSources{},
 		results: supervisor.NewStream[checks.Report]("check results", log)}
 	var supOpts []supervisor.Option
 	if cfg.Steward.ReloadOnSighup {

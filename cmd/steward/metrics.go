@@ -6,6 +6,7 @@ import (
 
 	"github.com/stewardhq/steward/collectors"
 	"github.com/stewardhq/steward/shippers/graphite"
+	"github.com/stewardhq/steward/shippers/prometheus"
 )
 
 // metrics runs the collectors on their interval and ships each round to
@@ -16,7 +17,8 @@ type metrics struct {
 	ship    *graphite.Shipper
 }
 
-// startMetrics runs when Graphite has an address or metrics.print is set.
+// startMetrics runs when Graphite has an address, metrics.print or
+// metrics.prometheus is set.
 // A collector that cannot work here (no cgroup filesystem, say) is left
 // out with a warning; the others run.
 func startMetrics(ctx context.Context, w *wiring) (component, error) {
@@ -35,9 +37,22 @@ func startMetrics(ctx context.Context, w *wiring) (component, error) {
 	if m.Print {
 		gcfg.Print = os.Stdout
 	}
-	ship, err := graphite.New(gcfg, w.log)
-	if err != nil {
-		return nil, err
+	// Sinks of each round: Graphite (or the printed lines), /metrics.
+	var ship *graphite.Shipper
+	var sinks []func([]collectors.Sample)
+	var stats []func(func(collectors.Sample))
+	if len(g.Addr) > 0 || m.Print {
+		var err error
+		if ship, err = graphite.New(gcfg, w.log); err != nil {
+			return nil, err
+		}
+		sinks = append(sinks, ship.Ship)
+		stats = append(stats, ship.Stats)
+	}
+	if m.Prometheus {
+		exp := prometheus.New(prometheus.Config{App: cfg.Steward.App, Version: cfg.Steward.Version, Host: cfg.Steward.Host}, w.log)
+		w.mux.Handle("GET /metrics", exp)
+		sinks = append(sinks, exp.Ship)
 	}
 	var sched *collectors.Scheduler
 	var cs []collectors.Collector
@@ -52,13 +67,13 @@ func startMetrics(ctx context.Context, w *wiring) (component, error) {
 		case "programs":
 			c, err = collectors.NewPrograms(collectors.ProgramsConfig{Root: m.Root, Status: w.sup.Status}, w.log)
 		case "steward":
-			c, err = collectors.NewSelf(collectors.SelfConfig{Root: m.Root, Sources: []func(func(collectors.Sample)){
+			c, err = collectors.NewSelf(collectors.SelfConfig{Root: m.Root, Sources: append([]func(func(collectors.Sample)){
 				func(emit func(collectors.Sample)) { sched.Stats(emit) },
-				ship.Stats,
 				func(emit func(collectors.Sample)) {
 					emit(collectors.Sample{Name: "steward.orphans_reaped_total", Value: float64(w.sup.OrphansReaped()), Kind: collectors.Counter})
 				},
-			}}, w.log)
+				w.sources.emit,
+			}, stats...)}, w.log)
 		}
 		if err != nil {
 			w.log.Warn("metrics: collector left out", "collector", name, "err", err)
@@ -66,14 +81,19 @@ func startMetrics(ctx context.Context, w *wiring) (component, error) {
 		}
 		cs = append(cs, c)
 	}
-	sched = collectors.NewScheduler(interval, cs, ship.Ship, w.log)
+	sched = collectors.NewScheduler(interval, cs, func(round []collectors.Sample) {
+		for _, sink := range sinks {
+			sink(round)
+		}
+	}, w.log)
 	runCtx, stop := context.WithCancel(ctx)
 	mt := &metrics{stop: stop, stopped: make(chan struct{}), ship: ship}
 	go func() {
 		defer close(mt.stopped)
 		sched.Run(runCtx)
 	}()
-	w.log.Info("metrics: collecting", "interval", interval.String(), "graphite", []string(g.Addr), "mode", g.Mode, "print", m.Print)
+	w.log.Info("metrics: collecting", "interval", interval.String(), "graphite", []string(g.Addr), "mode", g.Mode,
+		"print", m.Print, "prometheus", m.Prometheus)
 	return mt, nil
 }
 
@@ -83,6 +103,9 @@ func (m *metrics) Close(ctx context.Context) error {
 	select {
 	case <-m.stopped:
 	case <-ctx.Done():
+	}
+	if m.ship == nil {
+		return nil
 	}
 	return m.ship.Close(ctx)
 }

@@ -29,6 +29,7 @@ func startSensu(ctx context.Context, w *wiring) (component, error) {
 	c := &sensuComponent{agent: agent, done: make(chan struct{})}
 	c.stop = func() { w.results.Unsubscribe(sub) }
 	agent.Start()
+	w.sources.add(sensuMetrics(agent))
 	go func() {
 		defer close(c.done)
 		for r := range sub.C {

@@ -1,0 +1,213 @@
+package fluentd
+
+import (
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// queue holds sealed chunks until the sender takes them: the newest in
+// memory up to a byte bound, older ones spilled to the spool. Order is
+// kept: the spool holds what is older than anything in memory, and the
+// sender reads the spool first. When the spool is over its cap, its oldest
+// segment goes; without a spool, the oldest chunk in memory goes.
+type queue struct {
+	mu       sync.Mutex
+	mem      []*chunk // oldest first
+	memBytes int64
+	memCap   int64
+	spool    *spool // nil: no disk
+	spoolErr bool   // a spool write failed; reported once
+
+	// ready is signalled when a chunk is pushed.
+	ready chan struct{}
+	st    *counters
+	drops *burst
+	log   *slog.Logger
+}
+
+func newQueue(memCap int64, sp *spool, st *counters, log *slog.Logger) *queue {
+	q := &queue{memCap: memCap, spool: sp, ready: make(chan struct{}, 1), st: st, log: log}
+	q.drops = &burst{log: log, msg: "fluentd: buffer full, oldest records dropped", total: &st.dropped}
+	if sp != nil {
+		sp.onDrop = func(lines int, _ int64) { q.dropped(lines) }
+		sp.enforceCap()
+	}
+	q.updateGauges()
+	return q
+}
+
+func (q *queue) dropped(lines int) {
+	q.st.dropped.Add(uint64(lines))
+	q.drops.add(lines)
+}
+
+// push adds a chunk at the end, spilling the oldest chunks in memory to
+// the spool while memory is over its bound.
+func (q *queue) push(c *chunk) {
+	q.mu.Lock()
+	q.mem = append(q.mem, c)
+	q.memBytes += c.size()
+	for q.memBytes > q.memCap && len(q.mem) > 0 {
+		q.spill(q.shift())
+	}
+	q.updateGauges()
+	q.mu.Unlock()
+	select {
+	case q.ready <- struct{}{}:
+	default:
+	}
+}
+
+func (q *queue) shift() *chunk {
+	c := q.mem[0]
+	q.mem[0] = nil
+	q.mem = q.mem[1:]
+	q.memBytes -= c.size()
+	if len(q.mem) == 0 {
+		q.mem = nil // let the backing array go
+	}
+	return c
+}
+
+// spill writes c to the spool, or drops it when there is no spool or the
+// write fails (disk full).
+func (q *queue) spill(c *chunk) {
+	defer c.release()
+	if q.spool != nil {
+		err := q.spool.append(c)
+		if err == nil {
+			q.spoolErr = false
+			return
+		}
+		if !q.spoolErr {
+			q.log.Error("fluentd: cannot write to the spool; records are dropped while it fails", "err", err)
+			q.spoolErr = true
+		}
+	}
+	q.dropped(c.lines)
+}
+
+// pop returns the oldest chunk, or nil when there is none.
+func (q *queue) pop() *chunk {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	var c *chunk
+	if q.spool != nil {
+		c = q.spool.next()
+	}
+	if c == nil && len(q.mem) > 0 {
+		c = q.shift()
+	}
+	q.updateGauges()
+	return c
+}
+
+// empty reports whether nothing waits to be sent.
+func (q *queue) empty() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.mem) > 0 {
+		return false
+	}
+	if q.spool != nil {
+		if n, _, _ := q.spool.pending(); n > 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// acked tells the spool that a chunk read from it was delivered.
+func (q *queue) acked(c *chunk) {
+	if c.seg == nil {
+		return
+	}
+	q.mu.Lock()
+	q.spool.acked(c)
+	q.updateGauges()
+	q.mu.Unlock()
+}
+
+// persist writes chunks the sender still held (unacknowledged) and what is
+// in memory to the spool, for the next steward. Chunks read from a spool
+// segment that still exists are there already. It returns the records
+// that could not be kept.
+func (q *queue) persist(held []*chunk) (lost int) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	all := append(held, q.mem...)
+	q.mem, q.memBytes = nil, 0
+	before := q.st.dropped.Load()
+	for _, c := range all {
+		if c.seg == nil || c.seg.dropped {
+			q.spill(c)
+		}
+	}
+	q.updateGauges()
+	return int(q.st.dropped.Load() - before)
+}
+
+// left returns the records and bytes waiting in the spool.
+func (q *queue) left() (lines int, bytes int64) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.spool == nil {
+		return 0, 0
+	}
+	_, lines, _ = q.spool.pending()
+	return lines, q.spool.bytes
+}
+
+func (q *queue) updateGauges() {
+	q.st.queueBytes.Store(q.memBytes)
+	q.st.queueChunks.Store(int64(len(q.mem)))
+	if q.spool != nil {
+		q.st.spoolBytes.Store(q.spool.bytes)
+	}
+}
+
+// counters are the shipper's statistics, updated without locks.
+type counters struct {
+	received    atomic.Uint64 // lines (and parts of cut lines) from programs
+	records     atomic.Uint64 // records built (joined multiline records count once)
+	sent        atomic.Uint64 // records the server acknowledged (or took, without acks)
+	dropped     atomic.Uint64 // records dropped: buffer and spool full, or lost
+	resent      atomic.Uint64 // records sent again after an ack did not come
+	resentMsgs  atomic.Uint64
+	reconnects  atomic.Uint64
+	queueBytes  atomic.Int64
+	queueChunks atomic.Int64
+	spoolBytes  atomic.Int64
+	inFlight    atomic.Int64
+	connected   atomic.Bool
+}
+
+// burst logs one line per burst of drops: the first drop schedules a
+// report a second later, which sums up everything dropped meanwhile.
+type burst struct {
+	log       *slog.Logger
+	msg       string
+	total     *atomic.Uint64
+	unlogged  atomic.Uint64
+	reporting atomic.Bool
+}
+
+func (b *burst) add(n int) {
+	b.unlogged.Add(uint64(n))
+	if b.reporting.CompareAndSwap(false, true) {
+		time.AfterFunc(time.Second, b.report)
+	}
+}
+
+func (b *burst) report() {
+	n := b.unlogged.Swap(0)
+	b.reporting.Store(false)
+	if n > 0 {
+		b.log.Warn(b.msg, "dropped", n, "dropped_total", b.total.Load())
+	}
+}
+
+// flush reports what is left at once (at shutdown).
+func (b *burst) flush() { b.report() }

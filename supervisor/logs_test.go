@@ -1,0 +1,78 @@
+package supervisor
+
+import (
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+	"testing/iotest"
+)
+
+type splitPiece struct {
+	text          string
+	partial, cont bool
+}
+
+func split(t *testing.T, r io.Reader, max int) []splitPiece {
+	t.Helper()
+	var out []splitPiece
+	err := splitLines(r, max, func(buf []byte, pieces []piece) {
+		for _, p := range pieces {
+			out = append(out, splitPiece{string(buf[p.start:p.end]), p.partial, p.cont})
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func TestSplitLines(t *testing.T) {
+	long := strings.Repeat("x", 150)
+	in := "a\n\nbb\n" + long + "\nlast"
+	want := []splitPiece{
+		{"a", false, false}, {"", false, false}, {"bb", false, false},
+		{long[:64], true, false}, {long[64:128], true, true}, {long[128:], false, true},
+		{"last", false, false},
+	}
+	for name, r := range map[string]io.Reader{
+		"whole":      strings.NewReader(in),
+		"byte-wise":  iotest.OneByteReader(strings.NewReader(in)),
+		"half-reads": iotest.HalfReader(strings.NewReader(in)),
+	} {
+		got := split(t, r, 64)
+		if len(got) != len(want) {
+			t.Fatalf("%s: %d pieces %+v, want %d", name, len(got), got, len(want))
+		}
+		for i := range want {
+			if got[i] != want[i] {
+				t.Errorf("%s: piece %d = %+v, want %+v", name, i, got[i], want[i])
+			}
+		}
+	}
+}
+
+// TestCapturePublishesOneBatchPerRead: a read's lines are written with one
+// write and published as one batch, bytes kept as they were.
+func TestCapturePublishesOneBatchPerRead(t *testing.T) {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	records := NewStream[LogRecord]("logs", log)
+	sub := records.SubscribeBatches("test", BatchOptions[LogRecord]{MaxBatches: 10, MaxWeight: 1 << 20})
+	var out strings.Builder
+	c := &capture{program: "p", pid: 9, source: "stderr", prefix: []byte("[p] "), dst: &out, out: &output{}, records: records}
+	if err := c.run(strings.NewReader("one\ntwo \xff\x00\nthree"), 1024); err != nil {
+		t.Fatal(err)
+	}
+	if out.String() != "[p] one\n[p] two \xff\x00\n[p] three\n" {
+		t.Fatalf("output %q", out.String())
+	}
+	// The first read brings two whole lines; the last line ends at EOF.
+	b := <-sub.C
+	if len(b) != 2 || b[0].Text != "one" || b[1].Text != "two \xff\x00" ||
+		b[1].PID != 9 || b[1].Source != "stderr" || b[1].Program != "p" || b[0].Partial {
+		t.Fatalf("batch %+v", b)
+	}
+	if b = <-sub.C; len(b) != 1 || b[0].Text != "three" {
+		t.Fatalf("last batch %+v", b)
+	}
+}

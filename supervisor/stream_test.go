@@ -1,0 +1,133 @@
+package supervisor
+
+import (
+	"io"
+	"log/slog"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+func testStream() *Stream[int] {
+	return NewStream[int]("test", slog.New(slog.NewTextHandler(io.Discard, nil)))
+}
+
+// TestBatchSubscriberThatKeepsUpLosesNothing: a publisher that finds the
+// buffer full waits for the subscriber to make room instead of dropping.
+func TestBatchSubscriberThatKeepsUpLosesNothing(t *testing.T) {
+	s := testStream()
+	sub := s.SubscribeBatches("slow", BatchOptions[int]{MaxBatches: 2, MaxWeight: 10, Wait: time.Minute})
+	release := make(chan struct{})
+	var got []int
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for b := range sub.C {
+			<-release // the test decides when the subscriber makes progress
+			got = append(got, b...)
+			sub.Done(b)
+		}
+	}()
+	published := make(chan struct{})
+	go func() {
+		for i := range 100 {
+			s.PublishBatch([]int{i})
+		}
+		close(published)
+	}()
+	for range 100 {
+		release <- struct{}{}
+	}
+	<-published
+	s.UnsubscribeBatches(sub)
+	<-done
+	if len(got) != 100 || sub.Dropped() != 0 {
+		t.Fatalf("got %d values, dropped %d", len(got), sub.Dropped())
+	}
+	for i, v := range got {
+		if v != i {
+			t.Fatalf("value %d is %d: order lost", i, v)
+		}
+	}
+}
+
+// TestStuckBatchSubscriberIsSkipped: a subscriber that makes no room costs
+// the publisher one Wait; after that its batches are dropped at once (a
+// wait per batch would make this test hang) until it has caught up.
+func TestStuckBatchSubscriberIsSkipped(t *testing.T) {
+	s := testStream()
+	sub := s.SubscribeBatches("stuck", BatchOptions[int]{MaxBatches: 4, MaxWeight: 4, Wait: 200 * time.Millisecond})
+	for i := range 4 {
+		s.PublishBatch([]int{i}) // fills the buffer
+	}
+	for i := range 10000 {
+		s.PublishBatch([]int{i})
+	}
+	if sub.Dropped() != 10000 {
+		t.Fatalf("dropped %d, want 10000", sub.Dropped())
+	}
+	// Caught up: values flow again.
+	for range 4 {
+		sub.Done(<-sub.C)
+	}
+	s.PublishBatch([]int{7})
+	if b := <-sub.C; b[0] != 7 || sub.Dropped() != 10000 {
+		t.Fatalf("after catching up: %v, dropped %d", b, sub.Dropped())
+	}
+}
+
+func TestUnsubscribeReleasesWaitingPublisher(t *testing.T) {
+	s := testStream()
+	sub := s.SubscribeBatches("gone", BatchOptions[int]{MaxBatches: 1, MaxWeight: 1, Wait: time.Hour})
+	s.PublishBatch([]int{1})
+	returned := make(chan struct{})
+	go func() { s.PublishBatch([]int{2}); close(returned) }()
+	for sub.waiters.Load() == 0 {
+		runtime.Gosched()
+	}
+	// The publisher is waiting: unsubscribing must free it (an hour's
+	// wait would hang the test).
+	s.UnsubscribeBatches(sub)
+	<-returned
+	if sub.Dropped() != 0 {
+		t.Fatalf("a batch for a gone subscriber counted as dropped")
+	}
+}
+
+func TestBatchWeight(t *testing.T) {
+	s := NewStream[string]("test", slog.New(slog.NewTextHandler(io.Discard, nil)))
+	sub := s.SubscribeBatches("w", BatchOptions[string]{MaxBatches: 100, MaxWeight: 10,
+		Weight: func(v string) int { return len(v) }})
+	s.PublishBatch([]string{strings.Repeat("x", 50)}) // heavier than the cap: passes, nothing queued
+	s.PublishBatch([]string{"y"})                     // over the cap now: dropped (no Wait)
+	if sub.Dropped() != 1 {
+		t.Fatalf("dropped %d, want 1", sub.Dropped())
+	}
+	sub.Done(<-sub.C)
+	s.PublishBatch([]string{"z"})
+	if b := <-sub.C; b[0] != "z" {
+		t.Fatal(b)
+	}
+}
+
+// TestItemSubscribersGetBatchesValueByValue: the one-by-one subscribers
+// see every value of a batch, and never make the publisher wait.
+func TestItemSubscribersGetBatchesValueByValue(t *testing.T) {
+	s := testStream()
+	sub := s.Subscribe("items", 3)
+	s.PublishBatch([]int{1, 2, 3, 4, 5})
+	if sub.Dropped() != 2 {
+		t.Fatalf("dropped %d, want 2", sub.Dropped())
+	}
+	for want := 1; want <= 3; want++ {
+		if v := <-sub.C; v != want {
+			t.Fatalf("got %d, want %d", v, want)
+		}
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); s.Close() }()
+	wg.Wait()
+}
