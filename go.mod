@@ -18,6 +18,7 @@ require (
 	github.com/prometheus/procfs v0.23.0
 	github.com/sensu/core/v2 v2.20.0
 	github.com/tinylib/msgp v1.3.0
+	gopkg.in/yaml.v3 v3.0.1
 )
 
 require (

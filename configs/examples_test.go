@@ -1,0 +1,146 @@
+package configs
+
+import (
+	"net"
+	"os"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// knownEnv reports whether steward reads name (a setting, or NAME_FILE of
+// a secret one).
+func knownEnv(name string) bool {
+	for _, s := range EnvSettings {
+		if name == s.Name || s.Secret && name == s.Name+"_FILE" {
+			return true
+		}
+	}
+	return slices.Contains([]string{"STEWARD_CONFIG"}, name)
+}
+
+var envName = regexp.MustCompile(`\bSTEWARD_[A-Z0-9_]+\b`)
+
+// TestOrchestratorExamples keeps the Kubernetes and Swarm examples and
+// Dockerfile.example true to what steward reads and serves.
+func TestOrchestratorExamples(t *testing.T) {
+	_, port, _ := net.SplitHostPort(DefaultHTTPAddr)
+	stopBudget := DefaultShutdownTimeout + DefaultFlushTimeout
+	for _, f := range []string{"examples/kubernetes.yaml", "examples/swarm-stack.yaml", "../Dockerfile.example"} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range envName.FindAllString(string(b), -1) {
+			if !knownEnv(name) {
+				t.Errorf("%s sets %s, which steward does not read", f, name)
+			}
+		}
+	}
+
+	b, _ := os.ReadFile("examples/kubernetes.yaml")
+	dec := yaml.NewDecoder(strings.NewReader(string(b)))
+	var deployments int
+	for {
+		var doc struct {
+			Kind string
+			Spec struct {
+				Template struct {
+					Spec struct {
+						TerminationGracePeriodSeconds int `yaml:"terminationGracePeriodSeconds"`
+						Containers                    []struct {
+							Env []struct {
+								Name, Value string
+							}
+							Ports []struct {
+								Name          string
+								ContainerPort int `yaml:"containerPort"`
+							}
+							LivenessProbe  probe `yaml:"livenessProbe"`
+							ReadinessProbe probe `yaml:"readinessProbe"`
+						}
+					}
+				}
+			}
+		}
+		if err := dec.Decode(&doc); err != nil {
+			if err.Error() != "EOF" {
+				t.Fatal(err)
+			}
+			break
+		}
+		if doc.Kind != "Deployment" {
+			continue
+		}
+		deployments++
+		pod := doc.Spec.Template.Spec
+		if time.Duration(pod.TerminationGracePeriodSeconds)*time.Second <= stopBudget {
+			t.Errorf("terminationGracePeriodSeconds %d does not cover shutdown + flush (%v)", pod.TerminationGracePeriodSeconds, stopBudget)
+		}
+		c := pod.Containers[0]
+		var httpAddr string
+		for _, e := range c.Env {
+			if e.Name == "STEWARD_HTTP_ADDR" {
+				httpAddr = e.Value
+			}
+		}
+		if _, p, _ := net.SplitHostPort(httpAddr); p != port || !strings.HasPrefix(httpAddr, "0.0.0.0") {
+			t.Errorf("STEWARD_HTTP_ADDR %q: the kubelet needs 0.0.0.0:%s", httpAddr, port)
+		}
+		var stewardPort int
+		for _, p := range c.Ports {
+			if p.Name == "steward" {
+				stewardPort = p.ContainerPort
+			}
+		}
+		if strconv.Itoa(stewardPort) != port {
+			t.Errorf("container port steward = %d, want %s", stewardPort, port)
+		}
+		for _, pr := range []struct {
+			probe probe
+			path  string
+		}{{c.LivenessProbe, "/healthz"}, {c.ReadinessProbe, "/readyz"}} {
+			if pr.probe.HTTPGet.Path != pr.path || pr.probe.HTTPGet.Port != "steward" {
+				t.Errorf("probe %+v, want %s on port steward", pr.probe.HTTPGet, pr.path)
+			}
+		}
+	}
+	if deployments != 1 {
+		t.Fatalf("%d Deployments in the manifest", deployments)
+	}
+
+	b, _ = os.ReadFile("examples/swarm-stack.yaml")
+	var stack struct {
+		Services map[string]struct {
+			StopGracePeriod string `yaml:"stop_grace_period"`
+			Healthcheck     struct{ Test []string }
+		}
+	}
+	if err := yaml.Unmarshal(b, &stack); err != nil {
+		t.Fatal(err)
+	}
+	for name, svc := range stack.Services {
+		if d, err := time.ParseDuration(svc.StopGracePeriod); err != nil || d <= stopBudget {
+			t.Errorf("%s: stop_grace_period %q does not cover shutdown + flush", name, svc.StopGracePeriod)
+		}
+		if !slices.Equal(svc.Healthcheck.Test, []string{"CMD", "/usr/local/bin/steward", "health"}) {
+			t.Errorf("%s: healthcheck %v", name, svc.Healthcheck.Test)
+		}
+	}
+
+	b, _ = os.ReadFile("../Dockerfile.example")
+	for _, want := range []string{`CMD ["/usr/local/bin/steward", "health"]`, `ENTRYPOINT ["/usr/local/bin/steward"]`, "USER app", "CGO_ENABLED=0", "-trimpath", "STEWARD_VERSION=${GIT_SHA}"} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("Dockerfile.example lacks %q", want)
+		}
+	}
+}
+
+type probe struct {
+	HTTPGet struct{ Path, Port string } `yaml:"httpGet"`
+}
