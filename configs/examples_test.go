@@ -1,8 +1,10 @@
 package configs
 
 import (
+	"encoding/json"
 	"net"
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -143,4 +145,63 @@ func TestOrchestratorExamples(t *testing.T) {
 
 type probe struct {
 	HTTPGet struct{ Path, Port string } `yaml:"httpGet"`
+}
+
+// TestDashboardQueriesWhatStewardSends: every series the Grafana dashboard
+// asks for is one steward emits (a name written in the collectors or the
+// components' metrics), selected by app and version.
+func TestDashboardQueriesWhatStewardSends(t *testing.T) {
+	b, err := os.ReadFile("dashboards/steward-graphite.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dash struct {
+		Templating struct {
+			List []struct{ Name, Query string }
+		}
+		Panels []struct {
+			Title   string
+			Targets []struct{ Target string }
+		}
+	}
+	if err := json.Unmarshal(b, &dash); err != nil {
+		t.Fatal(err)
+	}
+	var sources strings.Builder
+	for _, pattern := range []string{"../collectors/*.go", "../cmd/steward/*.go"} {
+		files, _ := filepath.Glob(pattern)
+		for _, f := range files {
+			if !strings.HasSuffix(f, "_test.go") {
+				src, _ := os.ReadFile(f)
+				sources.Write(src)
+			}
+		}
+	}
+	names := regexp.MustCompile(`'name=([a-z0-9_.]+)'`)
+	vars := map[string]bool{}
+	for _, v := range dash.Templating.List {
+		vars[v.Name] = true
+	}
+	if !vars["app"] || !vars["version"] {
+		t.Fatalf("dashboard variables %v, want app and version", vars)
+	}
+	if len(dash.Panels) < 8 {
+		t.Fatalf("%d panels", len(dash.Panels))
+	}
+	for _, p := range dash.Panels {
+		if len(p.Targets) == 0 {
+			t.Errorf("panel %q has no query", p.Title)
+		}
+		for _, tg := range p.Targets {
+			m := names.FindAllStringSubmatch(tg.Target, -1)
+			if len(m) == 0 || !strings.Contains(tg.Target, "'app=$app'") || !strings.Contains(tg.Target, "'version=~${version:regex}'") {
+				t.Errorf("panel %q: %s does not select a series by name, app and version", p.Title, tg.Target)
+			}
+			for _, n := range m {
+				if !strings.Contains(sources.String(), `"`+n[1]+`"`) {
+					t.Errorf("panel %q asks for %s, which steward does not send", p.Title, n[1])
+				}
+			}
+		}
+	}
 }
