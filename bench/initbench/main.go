@@ -38,6 +38,7 @@ func main() {
 	slowRuns := flag.Int("slow-runs", 15, "runs of the rss, reap and stop measurements")
 	zombies := flag.Int("zombies", 10000, "zombies to reap")
 	base := flag.String("base", "minigo", "the init other figures are compared with")
+	flag.DurationVar(&budget, "budget", 30*time.Second, "time per measurement and init, after at least 3 runs (supervisord takes about a second to start)")
 	flag.Parse()
 	var inits []initProg
 	for _, arg := range flag.Args() {
@@ -81,12 +82,16 @@ func main() {
 			r.startup, ratio(r.startup, b.startup), r.rss, ratio(r.rss, b.rss),
 			r.reap, ratio(r.reap, b.reap), r.stop, ratio(r.stop, b.stop))
 	}
-	fmt.Printf("(medians; startup over %d runs, the rest over %d; ratios against %s)\n", *runs, *slowRuns, *base)
+	fmt.Printf("(medians; startup over up to %d runs, the rest over up to %d, each within %s; ratios against %s)\n", *runs, *slowRuns, budget, *base)
 }
+
+// budget bounds each measurement of each init: slow inits get fewer runs.
+var budget time.Duration
 
 func repeat(n int, f func() float64) []float64 {
 	out := make([]float64, 0, n)
-	for range n {
+	start := time.Now()
+	for i := 0; i < n && (i < 3 || time.Since(start) < budget); i++ {
 		if v := f(); v >= 0 {
 			out = append(out, v)
 		}

@@ -329,29 +329,41 @@ func (s *Server) Close(ctx context.Context) error {
 	}
 }
 
-// Call sends one command to the steward listening at path and decodes its
-// result into result (which may be nil).
-func Call(ctx context.Context, path, command string, args, result any) error {
+// dial connects to the steward at path and sends one request. The
+// connection closes when ctx ends.
+func dial(ctx context.Context, path, command string, args any) (net.Conn, func(), error) {
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "unix", path)
 	if err != nil {
-		return fmt.Errorf("control: cannot reach steward at %s: %w", path, err)
-	}
-	defer conn.Close()
-	if dl, ok := ctx.Deadline(); ok {
-		_ = conn.SetDeadline(dl)
+		return nil, nil, fmt.Errorf("control: cannot reach steward at %s: %w", path, err)
 	}
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
-	defer stop()
+	done := func() { stop(); conn.Close() }
 	req := Request{Command: command}
 	if args != nil {
 		if req.Args, err = json.Marshal(args); err != nil {
-			return fmt.Errorf("control: %w", err)
+			done()
+			return nil, nil, fmt.Errorf("control: %w", err)
 		}
 	}
 	b, _ := json.Marshal(req)
 	if _, err := conn.Write(append(b, '\n')); err != nil {
-		return fmt.Errorf("control: sending %s: %w", command, err)
+		done()
+		return nil, nil, fmt.Errorf("control: sending %s: %w", command, err)
+	}
+	return conn, done, nil
+}
+
+// Call sends one command to the steward listening at path and decodes its
+// result into result (which may be nil).
+func Call(ctx context.Context, path, command string, args, result any) error {
+	conn, done, err := dial(ctx, path, command, args)
+	if err != nil {
+		return err
+	}
+	defer done()
+	if dl, ok := ctx.Deadline(); ok {
+		_ = conn.SetDeadline(dl)
 	}
 	line, err := readLine(bufio.NewReader(conn))
 	if err != nil {
@@ -375,24 +387,11 @@ func Call(ctx context.Context, path, command string, args, result any) error {
 // Stream sends a stream command and calls each with every result until the
 // steward ends the stream, ctx ends, or each returns an error.
 func Stream(ctx context.Context, path, command string, args any, each func(json.RawMessage) error) error {
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "unix", path)
+	conn, done, err := dial(ctx, path, command, args)
 	if err != nil {
-		return fmt.Errorf("control: cannot reach steward at %s: %w", path, err)
+		return err
 	}
-	defer conn.Close()
-	stop := context.AfterFunc(ctx, func() { conn.Close() })
-	defer stop()
-	req := Request{Command: command}
-	if args != nil {
-		if req.Args, err = json.Marshal(args); err != nil {
-			return fmt.Errorf("control: %w", err)
-		}
-	}
-	b, _ := json.Marshal(req)
-	if _, err := conn.Write(append(b, '\n')); err != nil {
-		return fmt.Errorf("control: sending %s: %w", command, err)
-	}
+	defer done()
 	r := bufio.NewReader(conn)
 	for {
 		line, err := readLine(r)
