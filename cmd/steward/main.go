@@ -13,6 +13,7 @@ import (
 	"os"
 	"runtime/debug"
 	"strings"
+	"sync"
 
 	"github.com/stewardhq/steward/checks"
 	"github.com/stewardhq/steward/configs"
@@ -163,8 +164,8 @@ func newLogger(cfg *configs.Config, w io.Writer) *slog.Logger {
 // component runs beside the supervisor: a collector loop, a shipper, an
 // endpoint.
 type component interface {
-	// Close is called once every program has stopped, in reverse order of
-	// starting: flush what is buffered, deregister, all within ctx.
+	// Close is called once every program has stopped, for every component
+	// at once: flush what is buffered, deregister, all within ctx.
 	Close(ctx context.Context) error
 }
 
@@ -229,14 +230,21 @@ func supervise(args []string, stderr io.Writer) int {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var started []component
+	// The components close side by side, each with the whole flush
+	// deadline: a Fluentd that is down must not eat the time the Sensu
+	// deregistration needs.
 	closeAll := func() {
 		flushCtx, done := context.WithTimeout(context.Background(), cfg.Steward.FlushTimeout.D())
 		defer done()
-		for i := len(started) - 1; i >= 0; i-- {
-			if err := started[i].Close(flushCtx); err != nil {
-				log.Warn("closing", "err", err)
-			}
+		var wg sync.WaitGroup
+		for _, c := range started {
+			wg.Go(func() {
+				if err := c.Close(flushCtx); err != nil {
+					log.Warn("closing", "err", err)
+				}
+			})
 		}
+		wg.Wait()
 	}
 	for _, start := range starters {
 		c, err := start(ctx, w)

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -353,5 +354,45 @@ deregistration_handler = "cleanup"
 	runs := p.HandlerRuns()
 	if len(runs) == 0 || runs[len(runs)-1].Check != "deregistration" || runs[len(runs)-1].Handlers[0] != "cleanup" {
 		t.Errorf("deregistration handler not run: %+v", runs)
+	}
+}
+
+// TestSensuDeregistersWhileFluentdHangs: the components flush side by
+// side at the stop, so a Fluentd that accepts connections and never
+// answers (lines waiting for their acks) does not take the time the Sensu
+// deregistration needs.
+func TestSensuDeregistersWhileFluentdHangs(t *testing.T) {
+	p := newSensuPeer(t)
+	hang, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hang.Close()
+	go func() {
+		var held []net.Conn // accepted, never read: acks never come
+		defer func() {
+			for _, c := range held {
+				c.Close()
+			}
+		}()
+		for {
+			c, err := hang.Accept()
+			if err != nil {
+				return
+			}
+			held = append(held, c)
+		}
+	}()
+	env := append(sensuEnv(p, "shop-5"),
+		"STEWARD_FLUENTD_ADDR=tcp://"+hang.Addr().String(),
+		"STEWARD_FLUENTD_SPOOL_DIR="+t.TempDir(),
+		"STEWARD_FLUENTD_FLUSH_INTERVAL=100ms",
+		"STEWARD_FLUSH_TIMEOUT=3s")
+	in := start(t, runOpts{env: env, command: []string{"sh", "-c", `seq 1 20000; while [ ! -f "$T/stop" ]; do sleep 0.05; done`}})
+	eventually(t, "registration", registered(p, "shop-5"))
+	os.WriteFile(filepath.Join(in.dir, "stop"), nil, 0o644)
+	in.wait()
+	if !deleted(p, "shop-5") {
+		t.Fatalf("entity not deleted while Fluentd hung; deletions %v", p.Deletions())
 	}
 }
