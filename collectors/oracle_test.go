@@ -278,7 +278,7 @@ func snapshot(t *testing.T) (*tree, map[string]string, string) {
 	}
 	place, err := findCgroup("/")
 	if err != nil {
-		t.Skipf("no cgroup here: %v", err) // not on any machine this project runs on
+		t.Fatalf("no cgroup found for this process: %v", err)
 	}
 	groups := map[string]string{}
 	copyCg := func(src, dst string) {

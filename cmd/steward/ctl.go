@@ -73,12 +73,16 @@ type ctl struct {
 func startCtl(ctx context.Context, w *wiring) (component, error) {
 	c := &ctl{w: w, ring: newLogRing(w.cfg.Control.LogLines)}
 	w.reload = c.reload
-	sub := w.sup.Logs().Subscribe("steward logs", w.cfg.Steward.LogBufferLines)
+	// One batch per pipe read, never waited for: keeping the ring must not
+	// cost the log pipe a channel send per line, nor ever slow a program.
+	sub := w.sup.Logs().SubscribeBatches("steward logs", supervisor.BatchOptions[supervisor.LogRecord]{
+		MaxBatches: 1024, MaxWeight: int64(w.cfg.Steward.LogBufferLines)})
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		for rec := range sub.C {
-			c.ring.add(rec)
+		for batch := range sub.C {
+			c.ring.add(batch)
+			sub.Done(batch)
 		}
 	}()
 	w.control.Handle("status", func(ctx context.Context, _ json.RawMessage) (any, error) { return c.status(ctx), nil })
@@ -100,7 +104,7 @@ func startCtl(ctx context.Context, w *wiring) (component, error) {
 		return c.logs(ctx, args, send)
 	})
 	return closer(func(context.Context) error {
-		w.sup.Logs().Unsubscribe(sub)
+		w.sup.Logs().UnsubscribeBatches(sub)
 		<-done
 		return nil
 	}), nil
@@ -360,9 +364,16 @@ func newLogRing(max int) *logRing {
 	return &logRing{max: max, programs: map[string]*programLines{}, followers: map[string][]chan supervisor.LogRecord{}}
 }
 
-func (r *logRing) add(rec supervisor.LogRecord) {
+// add keeps a batch of records, under one lock.
+func (r *logRing) add(batch []supervisor.LogRecord) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	for _, rec := range batch {
+		r.addLocked(rec)
+	}
+}
+
+func (r *logRing) addLocked(rec supervisor.LogRecord) {
 	if r.max > 0 {
 		pl := r.programs[rec.Program]
 		if pl == nil {

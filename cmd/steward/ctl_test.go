@@ -90,7 +90,7 @@ func TestControlCommands(t *testing.T) {
 		out, _ := ctlRun(t, sock, "logs", "-n", "1", "worker")
 		return strings.Contains(out, "worker up")
 	})
-	follow := exec.Command(stewardBin, "logs", "--socket", sock, "-f", "-n", "0", "worker")
+	follow := exec.Command(stewardBin, "logs", "--socket", sock, "-f", "-n", "1", "worker")
 	pipe, _ := follow.StdoutPipe()
 	if err := follow.Start(); err != nil {
 		t.Fatal(err)
@@ -103,7 +103,16 @@ func TestControlCommands(t *testing.T) {
 		}
 		close(lines)
 	}()
-	time.Sleep(200 * time.Millisecond) // let the follower register before the signal
+	// The last kept line arrives once the follower is registered: the
+	// ring takes both under one lock.
+	select {
+	case line := <-lines:
+		if !strings.Contains(line, "worker up") {
+			t.Fatalf("logs -f -n 1 began with %q", line)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("logs -f showed no recent line")
+	}
 	if out, code = ctlRun(t, sock, "signal", "USR1", "worker"); code != 0 || !strings.Contains(out, "worker: signalled USR1") {
 		t.Fatalf("signal (exit %d): %s", code, out)
 	}
