@@ -355,10 +355,16 @@ type logRing struct {
 	followers map[string][]chan supervisor.LogRecord
 }
 
+// programLines is one program's window of lines: recs[start:], oldest
+// first. Dropping the oldest only moves start; the slice is compacted once
+// half of it is dropped, so each line costs O(1) however long the window.
 type programLines struct {
-	recs  []supervisor.LogRecord // oldest first
+	recs  []supervisor.LogRecord
+	start int
 	bytes int
 }
+
+func (pl *programLines) kept() []supervisor.LogRecord { return pl.recs[pl.start:] }
 
 func newLogRing(max int) *logRing {
 	return &logRing{max: max, programs: map[string]*programLines{}, followers: map[string][]chan supervisor.LogRecord{}}
@@ -380,16 +386,21 @@ func (r *logRing) addLocked(rec supervisor.LogRecord) {
 			pl = &programLines{}
 			r.programs[rec.Program] = pl
 		}
-		pl.recs = append(pl.recs, rec)
-		pl.bytes += len(rec.Text)
-		drop := 0
-		for len(pl.recs)-drop > r.max || pl.bytes > ringBytesPerProgram && drop < len(pl.recs)-1 {
-			pl.bytes -= len(pl.recs[drop].Text)
-			drop++
+		kept := rec
+		// Records of one pipe read share one string: a kept line must not
+		// hold the rest of its read in memory.
+		kept.Text = strings.Clone(rec.Text)
+		pl.recs = append(pl.recs, kept)
+		pl.bytes += len(kept.Text)
+		for n := len(pl.recs) - pl.start; n > r.max || pl.bytes > ringBytesPerProgram && n > 1; n-- {
+			pl.bytes -= len(pl.recs[pl.start].Text)
+			pl.recs[pl.start] = supervisor.LogRecord{}
+			pl.start++
 		}
-		if drop > 0 {
-			// Copy rather than reslice, so the dropped records' text is freed.
-			pl.recs = append(pl.recs[:0:0], pl.recs[drop:]...)
+		if pl.start > len(pl.recs)/2 {
+			n := copy(pl.recs, pl.recs[pl.start:])
+			clear(pl.recs[n:])
+			pl.recs, pl.start = pl.recs[:n], 0
 		}
 	}
 	for _, ch := range r.followers[rec.Program] {
@@ -408,7 +419,7 @@ func (r *logRing) snapshot(program string, n int, follow bool) ([]supervisor.Log
 	defer r.mu.Unlock()
 	var recs []supervisor.LogRecord
 	if pl := r.programs[program]; pl != nil {
-		recs = pl.recs
+		recs = pl.kept()
 		if n >= 0 && n < len(recs) {
 			recs = recs[len(recs)-n:]
 		}
