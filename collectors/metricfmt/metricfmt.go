@@ -252,3 +252,49 @@ func unixTime(v int64) time.Time {
 		return time.Unix(0, v)
 	}
 }
+
+// ParseLine parses one line (without its newline) of a format whose lines
+// stand alone (all but prometheus_text, whose TYPE lines matter to the
+// lines after them), as a listener receives them. A bad line returns its
+// drop reason and what is wrong; its samples are not emitted.
+func ParseLine(format, line string, lim Limits, emit func(collectors.Sample)) (reason string, err error) {
+	var p lineParser
+	switch format {
+	case Graphite:
+		p = parseGraphiteLine
+	case Influx:
+		p = parseInfluxLine
+	case Nagios:
+		p = parseNagiosLine
+	default:
+		return ReasonMalformed, fmt.Errorf("metricfmt: %q is not parsed line by line", format)
+	}
+	lim = lim.withDefaults()
+	if len(line) > lim.MaxLineBytes {
+		return ReasonTooLong, fmt.Errorf("longer than %d bytes", lim.MaxLineBytes)
+	}
+	var out [8]collectors.Sample
+	ok := out[:0]
+	var bad *lineError
+	perr := p(line, lim, func(s collectors.Sample) {
+		if err := checkSample(s, lim); err != nil {
+			if bad == nil {
+				errors.As(err, &bad)
+			}
+			return
+		}
+		ok = append(ok, s)
+	})
+	if perr != nil && bad == nil {
+		if !errors.As(perr, &bad) {
+			bad = &lineError{ReasonMalformed, perr}
+		}
+	}
+	if bad != nil {
+		return bad.reason, bad.err
+	}
+	for _, s := range ok {
+		emit(s)
+	}
+	return "", nil
+}
