@@ -33,7 +33,7 @@ func executor(t *testing.T) checks.Executor {
 		if err != nil {
 			panic(err)
 		}
-		realExec, err = supervisor.New(cfg, slog.New(slog.DiscardHandler))
+		realExec, err = supervisor.New(supervisor.Config{Programs: cfg.ProgramList()}, slog.New(slog.DiscardHandler))
 		if err != nil {
 			panic(err)
 		}
