@@ -120,7 +120,7 @@ func New(user, password, apiKey string) (*Peer, error) {
 	p := &Peer{User: user, Password: password, APIKey: apiKey, KeepaliveUnit: time.Second, StoreLatency: DefaultStoreLatency,
 		entities: map[string]json.RawMessage{}, events: map[string]map[string]json.RawMessage{},
 		histories: map[string]map[string][]historyEntry{},
-		sessions: map[*session]bool{}, timers: map[string]*time.Timer{}, changed: make(chan struct{})}
+		sessions:  map[*session]bool{}, timers: map[string]*time.Timer{}, changed: make(chan struct{})}
 	var err error
 	if p.agentLn, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
 		return nil, err
