@@ -46,7 +46,7 @@ func TestParseLine(t *testing.T) {
 		t.Fatalf("%+v", m)
 	}
 	m = got("lat;dc=eu:320|ms|@0.5|#route:/a/b:c,canary")
-	want := []collectors.Tag{{"canary", "true"}, {"dc", "eu"}, {"route", "/a/b:c"}}
+	want := []collectors.Tag{{Key: "canary", Value: "true"}, {Key: "dc", Value: "eu"}, {Key: "route", Value: "/a/b:c"}}
 	if m[0].Type != Timer || m[0].Rate != 0.5 || !slices.Equal(m[0].Tags, want) {
 		t.Fatalf("%+v", m)
 	}
