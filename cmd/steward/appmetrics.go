@@ -49,17 +49,12 @@ func newAppInputs(w *wiring) *appInputs {
 		a.collectors = append(a.collectors, rl)
 		a.listeners = append(a.listeners, rl)
 	}
-	var targets []scrape.Target
 	for _, name := range cfg.Order {
 		if u := cfg.Programs[name].MetricsURL; u != "" {
-			targets = append(targets, scrape.Target{Program: name, URL: u})
+			// A scrape may not outlive the round it belongs to.
+			a.collectors = append(a.collectors, scrape.New(scrape.Config{Program: name, URL: u,
+				Timeout: min(m.Scrape.Timeout.D(), m.Interval.D()), MaxBytes: m.Scrape.MaxBytes, MaxSeries: m.Scrape.MaxSeries}, w.log))
 		}
-	}
-	if len(targets) > 0 {
-		// A scrape may not outlive the round it belongs to.
-		timeout := min(m.Scrape.Timeout.D(), m.Interval.D())
-		a.collectors = append(a.collectors, scrape.New(scrape.Config{Targets: targets, Timeout: timeout,
-			MaxBytes: m.Scrape.MaxBytes, MaxSeries: m.Scrape.MaxSeries}, w.log))
 	}
 	for _, c := range cfg.Checks {
 		if c.OutputMetricFormat != "" {

@@ -118,19 +118,6 @@ output_metric_format = "prometheus_text"
 		t.Fatalf("listeners bound at log line %d, first program started at %d", listen, started)
 	}
 
-	want := func(what, s string, ok func(v float64) bool) {
-		t.Helper()
-		var last float64
-		var have bool
-		eventually(t, what+" in carbon ("+s+")", func() bool {
-			last, have = c.last(s)
-			return have && ok(last)
-		})
-		t.Logf("%s = %v", s, last)
-	}
-	eq := func(x float64) func(float64) bool { return func(v float64) bool { return v == x } }
-	atLeast := func(x float64) func(float64) bool { return func(v float64) bool { return v >= x } }
-
 	// StatsD: 100 timings of 1..100 ms, 60 requests (sampled at 0.5: 30
 	// sent), an error counter with Graphite tags, a gauge with changes,
 	// DogStatsD tags, and garbage.
@@ -170,7 +157,7 @@ output_metric_format = "prometheus_text"
 	eventually(t, "60 requests counted", func() bool { return sum(series("http.requests.count", route)) == 60 })
 	eventually(t, "100 timings counted", func() bool { return sum(series("http.request_duration.count", route)) == 100 })
 	eventually(t, "2 errors counted", func() bool { return sum(series("http.errors.count", "code=500")) == 2 })
-	want("gauge with a change", series("queue.size"), eq(7))
+	c.want("gauge with a change", series("queue.size"), eq(7))
 	// The timings arrived in one datagram, so in one round, but a round
 	// may cut it: the extremes hold whatever the cut.
 	maxOf := func(s string) float64 {
@@ -184,22 +171,22 @@ output_metric_format = "prometheus_text"
 	}
 	eventually(t, "upper", func() bool { return maxOf(series("http.request_duration.upper", route)) == 100 })
 	eventually(t, "p99.9", func() bool { return maxOf(series("http.request_duration.p99_9", route)) == 100 })
-	want("p90 stored", series("http.request_duration.p90", route), atLeast(1))
-	want("malformed StatsD counted", series("steward.appmetrics.dropped_total", "input=statsd", "reason=malformed"), eq(1))
-	want("StatsD lines received", series("steward.appmetrics.received_total", "input=statsd"), eq(134))
+	c.want("p90 stored", series("http.request_duration.p90", route), atLeast(1))
+	c.want("malformed StatsD counted", series("steward.appmetrics.dropped_total", "input=statsd", "reason=malformed"), eq(1))
+	c.want("StatsD lines received", series("steward.appmetrics.received_total", "input=statsd"), eq(134))
 
 	// The Prometheus endpoint, labels as tags, program= added.
-	want("scraped counter", series("http_requests_total", "code=200", "route=/api", "program=app"), eq(1027))
-	want("scraped bucket", series("http_request_duration_seconds_bucket", "le=+Inf", "program=app"), eq(1030))
-	want("scrape success", series("steward.scrape.success", "program=app"), eq(1))
+	c.want("scraped counter", series("http_requests_total", "code=200", "route=/api", "program=app"), eq(1027))
+	c.want("scraped bucket", series("http_request_duration_seconds_bucket", "le=+Inf", "program=app"), eq(1030))
+	c.want("scrape success", series("steward.collector.success", "collector=scrape:app"), eq(1))
 
 	// Metric checks, tagged check= (and output_metric_tags).
-	want("nagios perfdata", series("free_space", "check=nagios", "team=ops"), eq(42))
-	want("nagios perfdata", series("load", "check=nagios", "team=ops"), eq(1.5))
-	want("influx line", series("cpu.usage", "check=influx", "core=0"), eq(0.25))
-	want("influx integer", series("cpu.steal", "check=influx", "core=0"), eq(2))
-	want("graphite plaintext", series("disk.used", "check=graphite", "mount=/data"), eq(7))
-	want("prometheus text", series("queue_depth", "check=prom", "queue=mail"), eq(9))
+	c.want("nagios perfdata", series("free_space", "check=nagios", "team=ops"), eq(42))
+	c.want("nagios perfdata", series("load", "check=nagios", "team=ops"), eq(1.5))
+	c.want("influx line", series("cpu.usage", "check=influx", "core=0"), eq(0.25))
+	c.want("influx integer", series("cpu.steal", "check=influx", "core=0"), eq(2))
+	c.want("graphite plaintext", series("disk.used", "check=graphite", "mount=/data"), eq(7))
+	c.want("prometheus text", series("queue_depth", "check=prom", "queue=mail"), eq(9))
 
 	// The relay: a line with its own time and tags, then lines sent while
 	// carbon is down arrive when it is back (the shipper's backlog).
@@ -218,7 +205,7 @@ output_metric_format = "prometheus_text"
 		}
 		return false
 	})
-	want("malformed relay line counted", series("steward.appmetrics.dropped_total", "input=relay", "reason=malformed"), eq(1))
+	c.want("malformed relay line counted", series("steward.appmetrics.dropped_total", "input=relay", "reason=malformed"), eq(1))
 	c.stop()
 	during := time.Now().Unix()
 	fmt.Fprintf(r, "app.outage 5 %d\n", during)

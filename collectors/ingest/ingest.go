@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 
 	"github.com/stewardhq/steward/collectors"
+	"github.com/stewardhq/steward/collectors/metricfmt"
 	"github.com/stewardhq/steward/internal/drops"
 )
 
@@ -35,10 +36,11 @@ type Stats struct {
 	reasons  []string // sorted, for a stable emit order
 }
 
-// NewStats returns the counters of one input ("statsd", "relay", ...).
-func NewStats(input string, log *slog.Logger) *Stats {
+// NewStats returns the counters of one input ("statsd", "relay", ...);
+// extra tags tell apart inputs of one kind (program=).
+func NewStats(input string, log *slog.Logger, extra ...collectors.Tag) *Stats {
 	return &Stats{
-		tags:     []collectors.Tag{{Key: "input", Value: input}},
+		tags:     metricfmt.SortTags(append([]collectors.Tag{{Key: "input", Value: input}}, extra...)),
 		drops:    drops.New(log, input+": dropping bad or excess metrics (see steward.appmetrics.dropped_total by reason)", "input", input),
 		byReason: map[string]*atomic.Uint64{},
 	}
@@ -85,7 +87,7 @@ func (s *Stats) Emit(emit func(collectors.Sample)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, r := range s.reasons {
-		tags := []collectors.Tag{s.tags[0], {Key: "reason", Value: r}}
+		tags := metricfmt.SortTags(append(slices.Clone(s.tags), collectors.Tag{Key: "reason", Value: r}))
 		emit(collectors.Sample{Name: "steward.appmetrics.dropped_total", Value: float64(s.byReason[r].Load()), Kind: collectors.Counter, Tags: tags})
 	}
 }

@@ -113,20 +113,25 @@ func malformed(format string, args ...any) error {
 // stamps it. The error is only for an unknown format or a failing reader;
 // bad lines are counted in the Result.
 func Parse(format string, r io.Reader, lim Limits, emit func(collectors.Sample)) (Result, error) {
-	var p lineParser
-	switch format {
-	case Graphite:
-		p = parseGraphiteLine
-	case Influx:
-		p = parseInfluxLine
-	case Nagios:
-		p = parseNagiosLine
-	case Prometheus:
-		p = (&promParser{}).parseLine
-	default:
-		return Result{}, fmt.Errorf("metricfmt: unknown format %q (known: %s)", format, strings.Join(Formats, ", "))
+	p, err := parserOf(format)
+	if err != nil {
+		return Result{}, err
 	}
 	return scan(r, lim.withDefaults(), p, emit)
+}
+
+func parserOf(format string) (lineParser, error) {
+	switch format {
+	case Graphite:
+		return parseGraphiteLine, nil
+	case Influx:
+		return parseInfluxLine, nil
+	case Nagios:
+		return parseNagiosLine, nil
+	case Prometheus:
+		return (&promParser{}).parseLine, nil
+	}
+	return nil, fmt.Errorf("metricfmt: unknown format %q (known: %s)", format, strings.Join(Formats, ", "))
 }
 
 // lineParser parses one line (without its newline) and emits its samples.
@@ -258,16 +263,12 @@ func unixTime(v int64) time.Time {
 // lines after them), as a listener receives them. A bad line returns its
 // drop reason and what is wrong; its samples are not emitted.
 func ParseLine(format, line string, lim Limits, emit func(collectors.Sample)) (reason string, err error) {
-	var p lineParser
-	switch format {
-	case Graphite:
-		p = parseGraphiteLine
-	case Influx:
-		p = parseInfluxLine
-	case Nagios:
-		p = parseNagiosLine
-	default:
+	if format == Prometheus {
 		return ReasonMalformed, fmt.Errorf("metricfmt: %q is not parsed line by line", format)
+	}
+	p, err := parserOf(format)
+	if err != nil {
+		return ReasonMalformed, err
 	}
 	lim = lim.withDefaults()
 	if len(line) > lim.MaxLineBytes {

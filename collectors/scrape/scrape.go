@@ -1,13 +1,14 @@
-// Package scrape reads the Prometheus endpoints of the supervised programs
-// (each program's metrics_url) once per collection round, as Telegraf's
-// prometheus input does, and emits their series with the labels as tags and
-// program=NAME. A scrape is bounded in time and in bytes, and in the
-// series it may add.
+// Package scrape reads a supervised program's Prometheus endpoint (its
+// metrics_url) once per collection round, as Telegraf's prometheus input
+// does, and emits its series with the labels as tags and program=NAME. A
+// scrape is bounded in time, in bytes and in the series it may add. Each
+// program's endpoint is its own collector ("scrape:NAME"), so the
+// scheduler reports its duration and success and logs when it starts
+// failing and when it recovers.
 package scrape
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -19,16 +20,11 @@ import (
 	"github.com/stewardhq/steward/collectors/metricfmt"
 )
 
-// Target is one program's endpoint.
-type Target struct {
+// Config of one program's scrape.
+type Config struct {
 	Program string
 	URL     string
-}
-
-// Config of the scraper.
-type Config struct {
-	Targets []Target
-	// Timeout bounds one scrape (default 5 s, and never past the round).
+	// Timeout bounds one scrape (default 5 s).
 	Timeout time.Duration
 	// MaxBytes bounds a response body; the rest is not read (too_large).
 	MaxBytes int64
@@ -45,24 +41,15 @@ const (
 	DefaultMaxSeries = 10000
 )
 
-// Scraper is the collector of every target.
+// Scraper is the collector of one endpoint.
 type Scraper struct {
 	cfg    Config
 	client *http.Client
 	stats  *ingest.Stats
-	log    *slog.Logger
-	state  []targetState
+	tag    collectors.Tag
 }
 
-type targetState struct {
-	tags     []collectors.Tag
-	ok       bool
-	failing  bool
-	duration time.Duration
-	ran      bool
-}
-
-// New returns a scraper of cfg.Targets.
+// New returns the scraper of one program's endpoint.
 func New(cfg Config, log *slog.Logger) *Scraper {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = DefaultTimeout
@@ -73,59 +60,28 @@ func New(cfg Config, log *slog.Logger) *Scraper {
 	if cfg.MaxSeries <= 0 {
 		cfg.MaxSeries = DefaultMaxSeries
 	}
-	s := &Scraper{cfg: cfg, log: log, stats: ingest.NewStats("scrape", log),
-		// Its own transport: no proxy from the environment for a loopback
-		// endpoint, and connections kept for the next round.
-		client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1, DisableCompression: false},
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
-		state: make([]targetState, len(cfg.Targets))}
-	for i, t := range cfg.Targets {
-		s.state[i].tags = []collectors.Tag{{Key: "program", Value: t.Program}}
-	}
-	return s
+	tag := collectors.Tag{Key: "program", Value: cfg.Program}
+	return &Scraper{cfg: cfg, tag: tag, stats: ingest.NewStats("scrape", log, tag),
+		// Its own transport: no proxy from the environment for the app's
+		// own endpoint, one connection kept for the next round.
+		client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1},
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
 }
 
 // Name implements collectors.Collector.
-func (s *Scraper) Name() string { return "scrape" }
+func (s *Scraper) Name() string { return "scrape:" + s.cfg.Program }
 
-// Collect scrapes every target once. A target that fails is logged when
-// it starts failing and when it recovers, not every round.
+// Collect scrapes the endpoint once.
 func (s *Scraper) Collect(ctx context.Context, emit func(collectors.Sample)) error {
-	var errs []error
-	for i, t := range s.cfg.Targets {
-		st := &s.state[i]
-		start := time.Now()
-		err := s.scrape(ctx, t, st.tags, emit)
-		st.duration, st.ok, st.ran = time.Since(start), err == nil, true
-		if err != nil && !st.failing {
-			s.log.Warn("scrape: failing", "program", t.Program, "url", t.URL, "err", err)
-		} else if err == nil && st.failing {
-			s.log.Info("scrape: recovered", "program", t.Program)
-		}
-		st.failing = err != nil
-		if err != nil {
-			errs = append(errs, err)
-		}
-	}
+	err := s.scrape(ctx, emit)
 	s.stats.Emit(emit)
-	for _, st := range s.state {
-		if !st.ran {
-			continue
-		}
-		ok := 0.0
-		if st.ok {
-			ok = 1
-		}
-		emit(collectors.Sample{Name: "steward.scrape.success", Value: ok, Kind: collectors.Gauge, Tags: st.tags})
-		emit(collectors.Sample{Name: "steward.scrape.duration_seconds", Value: st.duration.Seconds(), Kind: collectors.Gauge, Tags: st.tags})
-	}
-	return errors.Join(errs...)
+	return err
 }
 
-func (s *Scraper) scrape(ctx context.Context, t Target, tags []collectors.Tag, emit func(collectors.Sample)) error {
+func (s *Scraper) scrape(ctx context.Context, emit func(collectors.Sample)) error {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, t.URL, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.cfg.URL, nil)
 	if err != nil {
 		return fmt.Errorf("scrape: %w", err)
 	}
@@ -138,7 +94,7 @@ func (s *Scraper) scrape(ctx context.Context, t Target, tags []collectors.Tag, e
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-		return fmt.Errorf("scrape: %s: %s", t.URL, resp.Status)
+		return fmt.Errorf("scrape: %s: %s", s.cfg.URL, resp.Status)
 	}
 	body := &limitedReader{r: resp.Body, left: s.cfg.MaxBytes}
 	n := 0
@@ -148,7 +104,8 @@ func (s *Scraper) scrape(ctx context.Context, t Target, tags []collectors.Tag, e
 			return
 		}
 		n++
-		smp.Tags = withProgram(smp.Tags, tags[0])
+		// program= wins over a label of that name.
+		smp.Tags = metricfmt.SortTags(append(append([]collectors.Tag(nil), smp.Tags...), s.tag))
 		emit(smp)
 	})
 	s.stats.Received(res.Lines)
@@ -158,37 +115,16 @@ func (s *Scraper) scrape(ctx context.Context, t Target, tags []collectors.Tag, e
 	}
 	if body.over {
 		s.stats.Drop(ingest.ReasonTooLarge, 1)
-		return fmt.Errorf("scrape: %s: body over %d bytes, the rest ignored", t.URL, s.cfg.MaxBytes)
+		return fmt.Errorf("scrape: %s: body over %d bytes, the rest ignored", s.cfg.URL, s.cfg.MaxBytes)
 	}
 	if err != nil {
-		return fmt.Errorf("scrape: %s: %w", t.URL, err)
+		return fmt.Errorf("scrape: %s: %w", s.cfg.URL, err)
 	}
 	return nil
 }
 
-// withProgram adds program= to sorted tags; the program's own label of
-// that name gives way to it.
-func withProgram(tags []collectors.Tag, p collectors.Tag) []collectors.Tag {
-	out := make([]collectors.Tag, 0, len(tags)+1)
-	added := false
-	for _, t := range tags {
-		if t.Key == p.Key {
-			continue
-		}
-		if !added && t.Key > p.Key {
-			out = append(out, p)
-			added = true
-		}
-		out = append(out, t)
-	}
-	if !added {
-		out = append(out, p)
-	}
-	return out
-}
-
-// limitedReader ends the body at a number of bytes and remembers that it
-// did.
+// limitedReader ends the body at a number of bytes and remembers whether
+// there was more.
 type limitedReader struct {
 	r    io.Reader
 	left int64
