@@ -71,6 +71,8 @@ type Stats struct {
 	Queued     int    // events waiting
 	Reconnects uint64 // connections made after the first
 	Requests   uint64 // check requests executed
+	Refused    uint64 // check requests whose command the allow list refused
+	Coalesced  uint64 // queued results replaced by a newer one of the same status
 }
 
 // Agent is steward's Sensu agent.
@@ -108,6 +110,7 @@ type Agent struct {
 	sent       atomic.Uint64
 	reconnects atomic.Uint64
 	requests   atomic.Uint64
+	refused    atomic.Uint64
 
 	lastDialErr string
 	deregQueued bool // the run goroutine's
@@ -198,7 +201,8 @@ func (a *Agent) entity() *entity {
 // Stats returns the agent's counters.
 func (a *Agent) Stats() Stats {
 	return Stats{Connected: a.connected.Load(), Backend: a.backend.Load().(string), Sent: a.sent.Load(),
-		Dropped: a.queue.dropped.Load(), Queued: a.queue.len(), Reconnects: a.reconnects.Load(), Requests: a.requests.Load()}
+		Dropped: a.queue.dropped.Load(), Queued: a.queue.len(), Reconnects: a.reconnects.Load(), Requests: a.requests.Load(),
+		Refused: a.refused.Load(), Coalesced: a.queue.coalesced.Load()}
 }
 
 // Start connects to the backend in the background and keeps the
