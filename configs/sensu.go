@@ -78,17 +78,16 @@ func (s *Sensu) setDefaults() {
 // Enabled reports whether steward should act as a Sensu agent.
 func (s *Sensu) Enabled() bool { return len(s.BackendURLs) > 0 }
 
-func init() {
-	sectionValidators = append(sectionValidators, validateSensu)
+func deriveSensu(cfg *Config) {
+	if s := &cfg.Sensu; s.Enabled() && s.EntityName == "" {
+		s.EntityName = cfg.Steward.Host
+	}
 }
 
 func validateSensu(d *decoder, cfg *Config) {
 	s := &cfg.Sensu
 	if !s.Enabled() {
 		return
-	}
-	if s.EntityName == "" {
-		s.EntityName = cfg.Steward.Host
 	}
 	if !validCheckName(s.EntityName) {
 		d.add("", "sensu.entity_name", "%q is not a valid Sensu name (letters, digits, '_', '.', '-', ':')", s.EntityName)
