@@ -12,7 +12,8 @@ import "reflect"
 //     the list below;
 //  4. validate: every section's checks; they read the config and change
 //     nothing, so their order does not matter;
-//  5. resolve: users and groups looked up in /etc/passwd and /etc/group.
+//  5. resolve: what the config names outside itself is read: users and
+//     groups (/etc/passwd, /etc/group), the Sensu allow list file.
 //
 // Load returns the result and nothing changes it afterwards: a reload
 // loads a new one.
@@ -22,22 +23,26 @@ import "reflect"
 // the section's derive when it depends on other keys) and its checks to
 // the section's validate.
 var sections = []section{
-	{"steward", deriveSteward, validateSteward},
-	{"programs", derivePrograms, validatePrograms},
-	{"checks", deriveChecks, validateChecks},
-	{"health, http, control", deriveLocalSurfaces, validateLocalSurfaces},
-	{"sensu", deriveSensu, validateSensu},
-	{"metrics", deriveMetrics, validateMetrics},
-	{"graphite", nil, validateGraphite},
-	{"fluentd", deriveFluentd, validateFluentd},
+	{name: "steward", derive: deriveSteward, validate: validateSteward},
+	{name: "programs", derive: derivePrograms, validate: validatePrograms, resolve: resolveUsers},
+	{name: "checks", derive: deriveChecks, validate: validateChecks},
+	{name: "health, http, control", derive: deriveLocalSurfaces, validate: validateLocalSurfaces},
+	{name: "sensu", derive: deriveSensu, validate: validateSensu, resolve: resolveSensu},
+	{name: "metrics", derive: deriveMetrics, validate: validateMetrics},
+	{name: "graphite", validate: validateGraphite},
+	{name: "fluentd", derive: deriveFluentd, validate: validateFluentd},
 }
 
 type section struct {
 	name string
 	// derive fills defaults that depend on other keys; nil when none.
 	derive func(cfg *Config)
-	// validate adds a problem for every key that is wrong.
+	// validate adds a problem for every key that is wrong, and changes
+	// nothing.
 	validate func(d *decoder, cfg *Config)
+	// resolve reads what the section names outside the config (a user, a
+	// file) into it; nil when nothing.
+	resolve func(d *decoder, cfg *Config)
 }
 
 // defaulter is implemented by config tables that fill their defaults before
@@ -68,5 +73,13 @@ func derive(cfg *Config) {
 func (d *decoder) validate(cfg *Config) {
 	for _, s := range sections {
 		s.validate(d, cfg)
+	}
+}
+
+func (d *decoder) resolve(cfg *Config) {
+	for _, s := range sections {
+		if s.resolve != nil {
+			s.resolve(d, cfg)
+		}
 	}
 }

@@ -225,11 +225,11 @@ func (d *decoder) validateProbe(key string, pr *Probe) {
 	d.validateHTTPExtras(key, pr)
 }
 
-// resolve looks every program's user, group and groups up in /etc/passwd
+// resolveUsers looks every program's user, group and groups up in /etc/passwd
 // and /etc/group, so an unknown name fails before anything starts. With
 // Options.DeferUsers an unknown name is a warning instead: the config is
 // checked on a host that is not the image it runs in.
-func (d *decoder) resolve(cfg *Config) {
+func resolveUsers(d *decoder, cfg *Config) {
 	for _, name := range cfg.Order {
 		d.resolveUser(join("programs", name), cfg.Programs[name])
 	}
