@@ -11,13 +11,13 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
 
 	"github.com/stewardhq/steward/checks"
 	"github.com/stewardhq/steward/configs"
+	"github.com/stewardhq/steward/internal/buildinfo"
 	"github.com/stewardhq/steward/supervisor"
 	"github.com/stewardhq/steward/supervisor/control"
 )
@@ -80,17 +80,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return supervise(args, stderr)
 }
 
-func versionString() string {
-	v := version
-	if info, ok := debug.ReadBuildInfo(); ok {
-		for _, s := range info.Settings {
-			if s.Key == "vcs.revision" && len(s.Value) >= 7 {
-				v += " (" + s.Value[:7] + ")"
-			}
-		}
-	}
-	return v
-}
+func versionString() string { return buildinfo.Read(version).String() }
 
 // flagExit is the exit code of a command whose flags did not parse: 0 for
 // --help (the usage is printed), 2 for a bad flag.
