@@ -87,10 +87,6 @@ func (s *Scrape) setDefaults() {
 // output_metric_format values).
 var MetricFormats = []string{"graphite_plaintext", "influxdb_line", "nagios_perfdata", "prometheus_text"}
 
-func init() {
-	sectionValidators = append(sectionValidators, validateAppMetrics)
-}
-
 func validateAppMetrics(d *decoder, cfg *Config) {
 	m := &cfg.Metrics
 	noDest := "the app's metrics go where steward's go: set graphite.addr, metrics.print or metrics.prometheus"
