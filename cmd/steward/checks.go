@@ -17,6 +17,7 @@ import (
 
 	"github.com/stewardhq/steward/checks"
 	"github.com/stewardhq/steward/configs"
+	"github.com/stewardhq/steward/stream"
 	"github.com/stewardhq/steward/supervisor"
 )
 
@@ -94,7 +95,7 @@ func (c *checksComponent) Close(ctx context.Context) error {
 // again each health.program_interval.
 type programWatcher struct {
 	w        *wiring
-	sub      *supervisor.Subscription[supervisor.Event]
+	sub      *stream.Subscription[supervisor.Event]
 	interval time.Duration
 
 	mu         sync.Mutex

@@ -13,6 +13,7 @@ import (
 
 	"github.com/stewardhq/steward/configs"
 	"github.com/stewardhq/steward/shippers/fluentd/fluentdtest"
+	logstream "github.com/stewardhq/steward/stream"
 	"github.com/stewardhq/steward/supervisor"
 )
 
@@ -64,7 +65,7 @@ func (l *testLog) String() string {
 type harness struct {
 	t    *testing.T
 	s    *Shipper
-	logs *supervisor.Stream[supervisor.LogRecord]
+	logs *logstream.Stream[supervisor.LogRecord]
 	out  *testLog
 }
 
@@ -78,7 +79,7 @@ func startShipper(t *testing.T, cfg *configs.Config) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &harness{t: t, s: s, logs: supervisor.NewStream[supervisor.LogRecord]("logs", log), out: out}
+	h := &harness{t: t, s: s, logs: logstream.New[supervisor.LogRecord]("logs", log), out: out}
 	s.Start(h.logs)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

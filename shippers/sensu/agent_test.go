@@ -390,8 +390,8 @@ func TestQueueDropsOldestWhenFull(t *testing.T) {
 		q.push(message{typ: "event", payload: []byte{byte('0' + i)}})
 	}
 	got := q.take()
-	if len(got) != 3 || string(got[0].payload) != "2" || q.dropped.Load() != 2 {
-		t.Fatalf("kept %d, first %q, dropped %d", len(got), got[0].payload, q.dropped.Load())
+	if len(got) != 3 || string(got[0].payload) != "2" || q.dropped.Total() != 2 {
+		t.Fatalf("kept %d, first %q, dropped %d", len(got), got[0].payload, q.dropped.Total())
 	}
 }
 

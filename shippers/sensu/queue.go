@@ -3,8 +3,8 @@ package sensu
 import (
 	"log/slog"
 	"sync"
-	"sync/atomic"
-	"time"
+
+	"github.com/stewardhq/steward/internal/drops"
 )
 
 // message is one framed transport message waiting to be sent.
@@ -17,19 +17,17 @@ type message struct {
 // the oldest event is dropped, counted, and reported once per burst, so a
 // backend that is down never makes steward grow or block.
 type queue struct {
-	log *slog.Logger
-	max int
+	max     int
+	dropped *drops.Counter
 
-	mu       sync.Mutex
-	items    []message
-	ready    chan struct{}
-	dropped  atomic.Uint64
-	unlogged atomic.Uint64
-	logging  atomic.Bool
+	mu    sync.Mutex
+	items []message
+	ready chan struct{}
 }
 
 func newQueue(max int, log *slog.Logger) *queue {
-	return &queue{log: log, max: max, ready: make(chan struct{}, 1)}
+	return &queue{max: max, ready: make(chan struct{}, 1),
+		dropped: drops.New(log, "sensu: queue full, oldest events dropped", "queue_size", max)}
 }
 
 func (q *queue) push(m message) {
@@ -37,10 +35,6 @@ func (q *queue) push(m message) {
 	if len(q.items) >= q.max {
 		q.items = q.items[1:]
 		q.dropped.Add(1)
-		q.unlogged.Add(1)
-		if q.logging.CompareAndSwap(false, true) {
-			time.AfterFunc(time.Second, q.reportDrops)
-		}
 	}
 	q.items = append(q.items, m)
 	q.mu.Unlock()
@@ -58,7 +52,7 @@ func (q *queue) pushFront(ms []message) {
 	room := q.max - len(q.items)
 	if room < len(ms) {
 		lost := len(ms) - room
-		q.dropped.Add(uint64(lost))
+		q.dropped.Add(lost)
 		ms = ms[lost:]
 	}
 	q.items = append(append([]message(nil), ms...), q.items...)
@@ -76,10 +70,4 @@ func (q *queue) len() int {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	return len(q.items)
-}
-
-func (q *queue) reportDrops() {
-	n := q.unlogged.Swap(0)
-	q.logging.Store(false)
-	q.log.Warn("sensu: queue full, oldest events dropped", "dropped", n, "dropped_total", q.dropped.Load(), "queue_size", q.max)
 }
