@@ -15,18 +15,8 @@ import (
 	"time"
 
 	"github.com/stewardhq/steward/configs"
+	"github.com/stewardhq/steward/internal/testutil"
 )
-
-func loadConfig(t *testing.T, body string) *configs.Config {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "steward.toml")
-	os.WriteFile(path, []byte(body), 0o644)
-	cfg, err := configs.Load(configs.Options{Path: path})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cfg
-}
 
 // running starts a supervisor in this process and returns it with a
 // channel that gets Run's exit code.
@@ -93,7 +83,7 @@ start_secs = 0
 
 func TestStopStartRestartSignal(t *testing.T) {
 	dir := t.TempDir()
-	s, done := running(t, loadConfig(t, strings.ReplaceAll(controlConfig, "%[1]s", dir)))
+	s, done := running(t, testutil.LoadConfig(t, strings.ReplaceAll(controlConfig, "%[1]s", dir)))
 	ctx := context.Background()
 	a := waitState(t, s, "a", StateRunning)
 	b := waitState(t, s, "b", StateRunning)
@@ -187,7 +177,7 @@ func TestStopStartRestartSignal(t *testing.T) {
 
 func TestReload(t *testing.T) {
 	dir := t.TempDir()
-	s, _ := running(t, loadConfig(t, strings.ReplaceAll(controlConfig, "%[1]s", dir)+`
+	s, _ := running(t, testutil.LoadConfig(t, strings.ReplaceAll(controlConfig, "%[1]s", dir)+`
 [programs.gone]
 command = ["sleep", "1000"]
 start_secs = 0
@@ -197,7 +187,7 @@ start_secs = 0
 	b := waitState(t, s, "b", StateRunning)
 	gone := waitState(t, s, "gone", StateRunning)
 
-	next := loadConfig(t, strings.ReplaceAll(controlConfig, "%[1]s", dir)+`
+	next := testutil.LoadConfig(t, strings.ReplaceAll(controlConfig, "%[1]s", dir)+`
 [programs.c]
 depends_on = ["b"]
 command = ["sleep", "999"]

@@ -14,6 +14,7 @@ import (
 
 	corev2 "github.com/sensu/core/v2"
 
+	"github.com/stewardhq/steward/internal/testutil"
 	"github.com/stewardhq/steward/shippers/sensu/sensupeer"
 )
 
@@ -102,7 +103,7 @@ interval = "1s"
 health = true
 handlers = ["slack"]
 `})
-	eventually(t, "registration", registered(p, "shop-1"))
+	testutil.Eventually(t, "registration", registered(p, "shop-1"))
 	raw, _ := p.Entity("default", "shop-1")
 	var ent corev2.Entity
 	if err := json.Unmarshal(raw, &ent); err != nil {
@@ -120,17 +121,17 @@ handlers = ["slack"]
 			t.Errorf("subscriptions %v lack %s", ent.Subscriptions, s)
 		}
 	}
-	eventually(t, "two keepalives", func() bool { return len(p.Messages("keepalive")) >= 2 })
+	testutil.Eventually(t, "two keepalives", func() bool { return len(p.Messages("keepalive")) >= 2 })
 	for _, m := range p.Messages("keepalive") {
 		validEvent(t, m.Payload)
 	}
 
-	eventually(t, "the local check's result", func() bool { return len(sentEvents(t, p, "app-alive")) > 0 })
+	testutil.Eventually(t, "the local check's result", func() bool { return len(sentEvents(t, p, "app-alive")) > 0 })
 	local := sentEvents(t, p, "app-alive")[0].Check
 	if local.Status != 0 || strings.TrimSpace(local.Output) != "app OK" || !slices.Contains(local.Handlers, "slack") || local.Interval != 1 {
 		t.Errorf("local check %+v", local)
 	}
-	eventually(t, "the program check", func() bool { return len(sentEvents(t, p, "program-app")) > 0 })
+	testutil.Eventually(t, "the program check", func() bool { return len(sentEvents(t, p, "program-app")) > 0 })
 
 	cfg := corev2.FixtureCheckConfig("from-backend")
 	cfg.Command = "echo entity={{ .name }} app={{ .labels.app }}; exit 2"
@@ -139,7 +140,7 @@ handlers = ["slack"]
 	if n := p.Publish("default", "shop", req); n != 1 {
 		t.Fatalf("check request reached %d agents", n)
 	}
-	eventually(t, "the check request's result", func() bool { return len(sentEvents(t, p, "from-backend")) > 0 })
+	testutil.Eventually(t, "the check request's result", func() bool { return len(sentEvents(t, p, "from-backend")) > 0 })
 	answered := sentEvents(t, p, "from-backend")[0].Check
 	if answered.Status != 2 || strings.TrimSpace(answered.Output) != "entity=shop-1 app=shop" || answered.Issued != 1700000001 {
 		t.Errorf("answer status %d output %q issued %d", answered.Status, answered.Output, answered.Issued)
@@ -163,7 +164,7 @@ func TestSensuDeregistersOnMainExit(t *testing.T) {
 	p := newSensuPeer(t)
 	in := start(t, runOpts{env: sensuEnv(p, "shop-2"),
 		command: []string{"sh", "-c", `while [ ! -f "$T/stop" ]; do sleep 0.05; done; exit 0`}})
-	eventually(t, "registration", registered(p, "shop-2"))
+	testutil.Eventually(t, "registration", registered(p, "shop-2"))
 	os.WriteFile(filepath.Join(in.dir, "stop"), nil, 0o644)
 	if code := in.wait(); code != 0 {
 		t.Errorf("exit code %d", code)
@@ -191,7 +192,7 @@ start_retries = 1
 backoff_initial = "50ms"
 backoff_max = "50ms"
 `})
-	eventually(t, "registration", registered(p, "shop-3"))
+	testutil.Eventually(t, "registration", registered(p, "shop-3"))
 	os.WriteFile(filepath.Join(in.dir, "crash"), nil, 0o644)
 	if code := in.wait(); code != 3 {
 		t.Errorf("exit code %d, want the worker's 3", code)
@@ -222,7 +223,7 @@ func TestSensuStopBoundedWhenBackendDown(t *testing.T) {
 	defer hole.Close()
 	env := append(sensuEnv(p, "shop-4"), "STEWARD_SENSU_API_URL=http://"+hole.Addr(), "STEWARD_FLUSH_TIMEOUT=1s")
 	in := start(t, runOpts{env: env, command: []string{"sleep", "1000"}})
-	eventually(t, "registration", registered(p, "shop-4"))
+	testutil.Eventually(t, "registration", registered(p, "shop-4"))
 	p.Close()
 	in.signal(syscall.SIGTERM)
 	if code := in.wait(); code != 143 {
@@ -239,7 +240,7 @@ func TestSensuBadCredentials(t *testing.T) {
 	p := newSensuPeer(t)
 	env := append(sensuEnv(p, "shop-5"), "STEWARD_SENSU_PASSWORD=wrong-8d1e")
 	in := start(t, runOpts{env: env, command: []string{"sleep", "1000"}})
-	eventually(t, "the refusal logged", func() bool {
+	testutil.Eventually(t, "the refusal logged", func() bool {
 		return strings.Contains(in.stderr.String(), `refused the credentials of user \"agent\" (HTTP 401 bad credentials)`)
 	})
 	in.signal(syscall.SIGTERM)
@@ -274,24 +275,24 @@ command = ["sh", "-c", "exec sleep 1000"]
 command = ["sh", "-c", "env > \"$T/check-env\""]
 interval = "1s"
 `})
-	eventually(t, "registration", registered(p, "shop-6"))
+	testutil.Eventually(t, "registration", registered(p, "shop-6"))
 	cfg := corev2.FixtureCheckConfig("backend-env")
 	cfg.Command = `env > "$T/request-env"`
 	req, _ := json.Marshal(&corev2.CheckRequest{Config: cfg})
 	p.Publish("default", "entity:shop-6", req)
-	eventually(t, "both check commands ran", func() bool {
+	testutil.Eventually(t, "both check commands ran", func() bool {
 		_, e1 := os.Stat(filepath.Join(in.dir, "check-env"))
 		_, e2 := os.Stat(filepath.Join(in.dir, "request-env"))
 		return e1 == nil && e2 == nil
 	})
 	var environs []string
 	for _, pr := range in.nsProcs() {
-		if pr.pid == in.pid() {
+		if pr.PID == in.pid() {
 			continue
 		}
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pr.pid))
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pr.PID))
 		if err == nil {
-			environs = append(environs, pr.comm+": "+string(b))
+			environs = append(environs, pr.Comm+": "+string(b))
 		}
 	}
 	if len(environs) < 2 {
@@ -344,10 +345,10 @@ func TestSensuKilledContainerExpires(t *testing.T) {
 keepalive_warning_timeout = "5s"
 deregistration_handler = "cleanup"
 `, command: []string{"sleep", "1000"}})
-	eventually(t, "registration", registered(p, "shop-7"))
+	testutil.Eventually(t, "registration", registered(p, "shop-7"))
 	in.signal(syscall.SIGKILL)
 	in.wait()
-	eventually(t, "the entity expired", func() bool { return slices.Contains(p.Expired(), "default/shop-7") })
+	testutil.Eventually(t, "the entity expired", func() bool { return slices.Contains(p.Expired(), "default/shop-7") })
 	if deleted(p, "shop-7") {
 		t.Error("a killed steward cannot have deleted its entity")
 	}
@@ -389,7 +390,7 @@ func TestSensuDeregistersWhileFluentdHangs(t *testing.T) {
 		"STEWARD_FLUENTD_FLUSH_INTERVAL=100ms",
 		"STEWARD_FLUSH_TIMEOUT=3s")
 	in := start(t, runOpts{env: env, command: []string{"sh", "-c", `seq 1 20000; while [ ! -f "$T/stop" ]; do sleep 0.05; done`}})
-	eventually(t, "registration", registered(p, "shop-5"))
+	testutil.Eventually(t, "registration", registered(p, "shop-5"))
 	os.WriteFile(filepath.Join(in.dir, "stop"), nil, 0o644)
 	in.wait()
 	if !deleted(p, "shop-5") {

@@ -1,32 +1,15 @@
 package drops
 
 import (
-	"bytes"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
+
+	"github.com/stewardhq/steward/internal/testutil"
 )
 
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func TestCounterOneLinePerBurst(t *testing.T) {
-	var out syncBuf
+	var out testutil.LockedBuffer
 	c := New(slog.New(slog.NewTextHandler(&out, nil)), "queue full", "queue", "q1")
 	for range 1000 {
 		c.Add(1)
