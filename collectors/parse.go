@@ -10,8 +10,8 @@ package collectors
 // reads a file into, it parses in place without copying or allocating.
 
 import (
-	"cmp"
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"

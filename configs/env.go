@@ -46,6 +46,8 @@ var EnvSettings = []EnvSetting{
 	{Name: "STEWARD_SENSU_SUBSCRIPTIONS", Key: "sensu.subscriptions"},
 	{Name: "STEWARD_SENSU_ENTITY_NAME", Key: "sensu.entity_name"},
 	{Name: "STEWARD_SENSU_KEEPALIVE_INTERVAL", Key: "sensu.keepalive_interval"},
+	{Name: "STEWARD_SENSU_ALLOW_LIST", Key: "sensu.allow_list"},
+	{Name: "STEWARD_SENSU_REDACT", Key: "sensu.redact"},
 	{Name: "STEWARD_METRICS_INTERVAL", Key: "metrics.interval"},
 	{Name: "STEWARD_METRICS_PRINT", Key: "metrics.print"},
 	{Name: "STEWARD_METRICS_PROMETHEUS", Key: "metrics.prometheus"},

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"crypto/sha512"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -90,6 +92,7 @@ func TestSensuAgent(t *testing.T) {
 [sensu]
 labels = { team = "payments" }
 deregistration_handler = "cleanup"
+allow_any_command = true
 keepalive_interval = "1s"
 keepalive_warning_timeout = "5s"
 
@@ -264,6 +267,9 @@ func TestSecretsNotInProgramsEnvironment(t *testing.T) {
 		}
 	}
 	in := start(t, runOpts{env: env, config: `
+[sensu]
+allow_any_command = true
+
 [programs.app]
 main = true
 command = ["sleep", "1000"]
@@ -395,5 +401,52 @@ func TestSensuDeregistersWhileFluentdHangs(t *testing.T) {
 	in.wait()
 	if !deleted(p, "shop-5") {
 		t.Fatalf("entity not deleted while Fluentd hung; deletions %v", p.Deletions())
+	}
+}
+
+// TestSensuAllowList: through steward as PID 1, a check request on the
+// allow list runs; one outside it and one whose executable does not match
+// its sha512 are answered UNKNOWN with the reason, logged, and never run.
+func TestSensuAllowList(t *testing.T) {
+	p := newSensuPeer(t)
+	dir := t.TempDir()
+	script := filepath.Join(dir, "check_app.sh")
+	os.WriteFile(script, []byte("#!/bin/sh\necho app fine $1\n"), 0o755)
+	tampered := filepath.Join(dir, "check_tampered.sh")
+	os.WriteFile(tampered, []byte("#!/bin/sh\necho tampered\n"), 0o755)
+	sum := sha512.Sum512([]byte("#!/bin/sh\necho app fine $1\n"))
+	list := filepath.Join(dir, "allow-list.json")
+	os.WriteFile(list, []byte(`[
+  {"exec": "`+script+`", "args": ["--quick"], "sha512": "`+hex.EncodeToString(sum[:])+`"},
+  {"exec": "`+tampered+`", "args": [""], "sha512": "`+hex.EncodeToString(sum[:])+`"}
+]`), 0o644)
+	in := start(t, runOpts{env: append(sensuEnv(p, "shop-8"), "STEWARD_SENSU_ALLOW_LIST="+list), command: []string{"sleep", "1000"}})
+	testutil.Eventually(t, "registration", registered(p, "shop-8"))
+	testutil.Eventually(t, "the session", func() bool { return p.Connected("shop-8") })
+	ask := func(name, command string) *corev2.Check {
+		cfg := corev2.FixtureCheckConfig(name)
+		cfg.Command = command
+		req, _ := json.Marshal(&corev2.CheckRequest{Config: cfg, Issued: 1})
+		p.Publish("default", "entity:shop-8", req)
+		testutil.Eventually(t, name+"'s result", func() bool { return len(sentEvents(t, p, name)) > 0 })
+		return sentEvents(t, p, name)[0].Check
+	}
+	if c := ask("allowed", script+" --quick"); c.Status != 0 || strings.TrimSpace(c.Output) != "app fine --quick" {
+		t.Errorf("allowed: status %d output %q", c.Status, c.Output)
+	}
+	marker := filepath.Join(dir, "owned")
+	if c := ask("refused", "touch "+marker); c.Status != 3 || !strings.Contains(c.Output, "is not on the allow list") {
+		t.Errorf("refused: status %d output %q", c.Status, c.Output)
+	}
+	if c := ask("mismatch", tampered); c.Status != 3 || !strings.Contains(c.Output, "sha512") {
+		t.Errorf("sha512 mismatch: status %d output %q", c.Status, c.Output)
+	}
+	if _, err := os.Stat(marker); err == nil {
+		t.Error("a refused command ran")
+	}
+	in.signal(syscall.SIGTERM)
+	in.wait()
+	if n := strings.Count(in.stderr.String(), "check request refused"); n != 2 {
+		t.Errorf("%d refusals logged, want 2", n)
 	}
 }
