@@ -23,6 +23,9 @@ import (
 // the race detector when the tests run with it).
 var stewardBin string
 
+// testStewardVersion is the version the binary under test is stamped with.
+const testStewardVersion = "v0.0.0-test.1"
+
 func TestMain(m *testing.M) {
 	if mode := os.Getenv("STEWARD_TEST_HELPER"); mode != "" {
 		os.Exit(helper(mode, os.Args[1:]))
@@ -32,7 +35,9 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	stewardBin = filepath.Join(dir, "steward")
-	args := []string{"build", "-o", stewardBin}
+	// Stamped as a release build is (Dockerfile.example), so tests see
+	// steward's own version where it is reported.
+	args := []string{"build", "-ldflags=-X main.version=" + testStewardVersion, "-o", stewardBin}
 	if raceEnabled {
 		args = append(args, "-race")
 	}

@@ -34,7 +34,7 @@ func health(args []string, stdout, stderr io.Writer) int {
 	asJSON := fs.Bool("json", false, "print the whole report as JSON")
 	timeout := fs.Duration("timeout", 5*time.Second, "give up after this long")
 	if err := fs.Parse(args); err != nil {
-		return exitUsage
+		return flagExit(err)
 	}
 	path := *socket
 	if path == "" {

@@ -11,13 +11,14 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"runtime/debug"
+	"strconv"
 	"strings"
 	"sync"
 
 	"github.com/stewardhq/steward/checks"
 	"github.com/stewardhq/steward/configs"
 	"github.com/stewardhq/steward/control"
+	"github.com/stewardhq/steward/internal/buildinfo"
 	"github.com/stewardhq/steward/stream"
 	"github.com/stewardhq/steward/supervisor"
 )
@@ -80,16 +81,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return supervise(args, stderr)
 }
 
-func versionString() string {
-	v := version
-	if info, ok := debug.ReadBuildInfo(); ok {
-		for _, s := range info.Settings {
-			if s.Key == "vcs.revision" && len(s.Value) >= 7 {
-				v += " (" + s.Value[:7] + ")"
-			}
-		}
+func versionString() string { return buildinfo.Read(version).String() }
+
+// flagExit is the exit code of a command whose flags did not parse: 0 for
+// --help (the usage is printed), 2 for a bad flag.
+func flagExit(err error) int {
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
 	}
-	return v
+	return exitUsage
 }
 
 // parseArgs reads the flags shared by running and validating; the rest of
@@ -115,7 +115,7 @@ func loadConfig(opts configs.Options, stderr io.Writer) (*configs.Config, bool) 
 	if err != nil {
 		var cerr *configs.Error
 		if errors.As(err, &cerr) {
-			fmt.Fprintf(stderr, "steward: invalid configuration (%d problems):\n", len(cerr.Problems))
+			fmt.Fprintf(stderr, "steward: invalid configuration (%s):\n", plural(len(cerr.Problems), "problem"))
 			for _, p := range cerr.Problems {
 				fmt.Fprintln(stderr, p.String())
 			}
@@ -127,20 +127,36 @@ func loadConfig(opts configs.Options, stderr io.Writer) (*configs.Config, bool) 
 	return cfg, true
 }
 
+// plural is "1 problem", "2 problems".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return strconv.Itoa(n) + " " + noun + "s"
+}
+
+// validate checks a config as steward would at start, except that users and
+// groups unknown here are warnings: the config is often checked on a build
+// host or in CI, not in the image it runs in (as supervisord, which looks
+// users up only when it starts a program).
 func validate(args []string, stdout, stderr io.Writer) int {
 	opts, err := parseArgs("validate", args, stderr)
 	if err != nil {
-		return exitUsage
+		return flagExit(err)
 	}
 	if opts.Path == "" && len(opts.Command) == 0 {
 		fmt.Fprintln(stderr, "steward validate: give --config FILE (or STEWARD_CONFIG)")
 		return exitUsage
 	}
+	opts.DeferUsers = true
 	cfg, ok := loadConfig(opts, stderr)
 	if !ok {
 		return exitUsage
 	}
-	fmt.Fprintf(stdout, "%s: ok, %d programs (%s)\n", describe(opts), len(cfg.Programs), strings.Join(cfg.Order, ", "))
+	for _, w := range cfg.Warnings {
+		fmt.Fprintln(stderr, "steward validate: warning:", w.String())
+	}
+	fmt.Fprintf(stdout, "%s: ok, %s (%s)\n", describe(opts), plural(len(cfg.Programs), "program"), strings.Join(cfg.Order, ", "))
 	return 0
 }
 
@@ -210,10 +226,7 @@ func supervisorConfig(cfg *configs.Config) supervisor.Config {
 func supervise(args []string, stderr io.Writer) int {
 	opts, err := parseArgs("steward", args, stderr)
 	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return exitUsage
+		return flagExit(err)
 	}
 	cfg, ok := loadConfig(opts, stderr)
 	if !ok {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -115,6 +116,12 @@ handlers = ["slack"]
 	if err := ent.Validate(); err != nil {
 		t.Fatalf("core/v2 rejects the entity: %v", err)
 	}
+	if ent.SensuAgentVersion != "steward/"+testStewardVersion || len(ent.Redact) != 9 || ent.System.VMSystem == "" && fileExists("/.dockerenv") {
+		t.Errorf("sensu_agent_version %q (want steward's own version), redact %v, vm_system %q", ent.SensuAgentVersion, ent.Redact, ent.System.VMSystem)
+	}
+	if ua := p.Handshakes()[0].Header.Get("User-Agent"); ua != "steward/"+testStewardVersion {
+		t.Errorf("User-Agent %q", ua)
+	}
 	if ent.EntityClass != "agent" || ent.Labels["app"] != "shop" || ent.Labels["version"] != "3074f46" ||
 		ent.Labels["team"] != "payments" || !ent.Deregister || ent.Deregistration.Handler != "cleanup" {
 		t.Errorf("entity %+v labels %v", ent, ent.Labels)
@@ -145,6 +152,9 @@ handlers = ["slack"]
 	}
 	testutil.Eventually(t, "the check request's result", func() bool { return len(sentEvents(t, p, "from-backend")) > 0 })
 	answered := sentEvents(t, p, "from-backend")[0].Check
+	if answered.ProcessedBy != "shop-1" || local.ProcessedBy != "shop-1" || local.Scheduler != "memory" {
+		t.Errorf("processed_by %q/%q, scheduler %q", answered.ProcessedBy, local.ProcessedBy, local.Scheduler)
+	}
 	if answered.Status != 2 || strings.TrimSpace(answered.Output) != "entity=shop-1 app=shop" || answered.Issued != 1700000001 {
 		t.Errorf("answer status %d output %q issued %d", answered.Status, answered.Output, answered.Issued)
 	}
@@ -448,5 +458,19 @@ func TestSensuAllowList(t *testing.T) {
 	in.wait()
 	if n := strings.Count(in.stderr.String(), "check request refused"); n != 2 {
 		t.Errorf("%d refusals logged, want 2", n)
+	}
+}
+
+func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
+
+// TestVersionIsStewards: `steward version` prints the stamped version, not
+// "dev".
+func TestVersionIsStewards(t *testing.T) {
+	out, err := exec.Command(stewardBin, "version").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(string(out), "steward "+testStewardVersion+" (go") {
+		t.Errorf("steward version printed %q", out)
 	}
 }

@@ -40,6 +40,11 @@ type Identity struct {
 	Hostname string
 	// Root is the filesystem root read for system information ("/").
 	Root string
+	// StewardVersion is steward's own version (sensu_agent_version and the
+	// User-Agent), not the app's.
+	StewardVersion string
+	// Getenv reads steward's environment for system facts (os.Getenv).
+	Getenv func(string) string
 }
 
 // Transport timings, those of sensu-agent 6.x: a ping every 30 s and the
@@ -134,6 +139,12 @@ func New(cfg *configs.Sensu, id Identity, ex checks.Executor, log *slog.Logger) 
 	if id.Root == "" {
 		id.Root = "/"
 	}
+	if id.Getenv == nil {
+		id.Getenv = os.Getenv
+	}
+	if id.StewardVersion == "" {
+		id.StewardVersion = "devel"
+	}
 	a := &Agent{
 		cfg: cfg, id: id, ex: ex, log: log.With("component", "sensu"),
 		dialer: &websocket.Dialer{HandshakeTimeout: handshakeTimeout, TLSClientConfig: tlsConfig,
@@ -162,7 +173,7 @@ func (a *Agent) transportHeader() http.Header {
 	h.Set("Sensu-User", a.cfg.User)
 	h.Set("Sensu-Subscriptions", strings.Join(a.cfg.Subscriptions, ","))
 	h.Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(a.cfg.User+":"+a.cfg.Password)))
-	h.Set("User-Agent", "steward/"+a.id.Version)
+	h.Set("User-Agent", a.userAgent())
 	return h
 }
 
@@ -182,13 +193,14 @@ func (a *Agent) newEntity() entity {
 	}
 	return entity{
 		EntityClass:       "agent",
-		System:            systemInfo(a.id.Root, a.id.Hostname),
+		System:            systemInfo(a.id.Root, a.id.Hostname, a.id.Getenv),
 		Subscriptions:     subs,
 		Deregister:        a.cfg.Deregister,
 		Deregistration:    deregistration{Handler: a.cfg.DeregistrationHandler},
 		User:              a.cfg.User,
 		Metadata:          meta,
-		SensuAgentVersion: "steward/" + a.id.Version,
+		SensuAgentVersion: a.userAgent(),
+		Redact:            a.cfg.Redact,
 		KeepaliveHandlers: a.cfg.KeepaliveHandlers,
 	}
 }
@@ -226,7 +238,7 @@ func (a *Agent) Publish(r checks.Report) {
 		Interval: uint32(r.Interval.Round(time.Second) / time.Second), Timeout: uint32(r.Timeout.Round(time.Second) / time.Second),
 		Subscriptions: []string{}, EnvVars: []string{}, OutputMetricHandlers: []string{}, Pipelines: []any{},
 		Executed: r.Executed.Unix(), Issued: r.Executed.Unix(), Duration: r.Duration.Seconds(),
-		Output: r.Output, Status: uint32(r.Status),
+		Output: r.Output, Status: uint32(r.Status), Scheduler: corev2MemoryScheduler,
 	}
 	a.enqueue(c)
 }
@@ -238,7 +250,11 @@ func nonNil(s []string) []string {
 	return s
 }
 
+// corev2MemoryScheduler is core/v2's MemoryScheduler.
+const corev2MemoryScheduler = "memory"
+
 func (a *Agent) enqueue(c *check) {
+	c.ProcessedBy = a.cfg.EntityName
 	ev := a.newEvent(c)
 	b, err := json.Marshal(ev)
 	if err != nil {

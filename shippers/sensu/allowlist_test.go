@@ -121,9 +121,9 @@ func TestNoAllowListRefusesEverything(t *testing.T) {
 func TestTokensBounded(t *testing.T) {
 	data := map[string]any{"name": "web", "labels": map[string]string{"app": "shop", "dash-key": "v"}}
 	for cmd, want := range map[string]string{
-		`echo {{ .name }} {{ .labels.app }}`:                    "echo web shop",
-		`echo {{ .labels.nope | default "80" }}`:                "echo 80",
-		`echo {{ index .labels "dash-key" }}`:                   "echo v",
+		`echo {{ .name }} {{ .labels.app }}`:                   "echo web shop",
+		`echo {{ .labels.nope | default "80" }}`:               "echo 80",
+		`echo {{ index .labels "dash-key" }}`:                  "echo v",
 		`echo {{ default "x" .labels.app }} {{/* comment */}}`: "echo shop ",
 	} {
 		if got, err := expandTokens(cmd, data); err != nil || got != want {
