@@ -7,6 +7,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/stewardhq/steward/internal/testutil"
 )
 
 // appServer is the app of TestAppMetricsToCarbon: a Prometheus endpoint.
@@ -101,8 +103,8 @@ output_metric_format = "prometheus_text"
 			return false
 		}
 	}
-	eventually(t, "statsd listening", listening("statsd"))
-	eventually(t, "relay listening", listening("relay"))
+	testutil.Eventually(t, "statsd listening", listening("statsd"))
+	testutil.Eventually(t, "relay listening", listening("relay"))
 	// The listeners come after the first program started.
 	lines := in.logLines()
 	started, listen := -1, -1
@@ -154,9 +156,9 @@ output_metric_format = "prometheus_text"
 		}
 		return n
 	}
-	eventually(t, "60 requests counted", func() bool { return sum(series("http.requests.count", route)) == 60 })
-	eventually(t, "100 timings counted", func() bool { return sum(series("http.request_duration.count", route)) == 100 })
-	eventually(t, "2 errors counted", func() bool { return sum(series("http.errors.count", "code=500")) == 2 })
+	testutil.Eventually(t, "60 requests counted", func() bool { return sum(series("http.requests.count", route)) == 60 })
+	testutil.Eventually(t, "100 timings counted", func() bool { return sum(series("http.request_duration.count", route)) == 100 })
+	testutil.Eventually(t, "2 errors counted", func() bool { return sum(series("http.errors.count", "code=500")) == 2 })
 	c.want("gauge with a change", series("queue.size"), eq(7))
 	// The timings arrived in one datagram, so in one round, but a round
 	// may cut it: the extremes hold whatever the cut.
@@ -169,8 +171,8 @@ output_metric_format = "prometheus_text"
 		}
 		return m
 	}
-	eventually(t, "upper", func() bool { return maxOf(series("http.request_duration.upper", route)) == 100 })
-	eventually(t, "p99.9", func() bool { return maxOf(series("http.request_duration.p99_9", route)) == 100 })
+	testutil.Eventually(t, "upper", func() bool { return maxOf(series("http.request_duration.upper", route)) == 100 })
+	testutil.Eventually(t, "p99.9", func() bool { return maxOf(series("http.request_duration.p99_9", route)) == 100 })
 	c.want("p90 stored", series("http.request_duration.p90", route), atLeast(1))
 	c.want("malformed StatsD counted", series("steward.appmetrics.dropped_total", "input=statsd", "reason=malformed"), eq(1))
 	c.want("StatsD lines received", series("steward.appmetrics.received_total", "input=statsd"), eq(134))
@@ -197,7 +199,7 @@ output_metric_format = "prometheus_text"
 	defer r.Close()
 	ts := time.Now().Add(-30 * time.Second).Unix()
 	fmt.Fprintf(r, "app.jobs;queue=mail 12 %d\ngarbage line here\n", ts)
-	eventually(t, "relayed line at its own time", func() bool {
+	testutil.Eventually(t, "relayed line at its own time", func() bool {
 		for _, p := range c.fetch(series("app.jobs", "queue=mail"), ts-1) {
 			if p.t == ts && p.v != nil && *p.v == 12 {
 				return true
@@ -209,11 +211,11 @@ output_metric_format = "prometheus_text"
 	c.stop()
 	during := time.Now().Unix()
 	fmt.Fprintf(r, "app.outage 5 %d\n", during)
-	eventually(t, "the relay took the line", func() bool {
+	testutil.Eventually(t, "the relay took the line", func() bool {
 		return strings.Contains(in.stderr.String(), "graphite: cannot send")
 	})
 	c.start()
-	eventually(t, "line sent during the outage stored", func() bool {
+	testutil.Eventually(t, "line sent during the outage stored", func() bool {
 		for _, p := range c.fetch(series("app.outage"), during-1) {
 			if p.t == during && p.v != nil && *p.v == 5 {
 				return true
