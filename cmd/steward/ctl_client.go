@@ -15,8 +15,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/stewardhq/steward/control"
 	"github.com/stewardhq/steward/supervisor"
-	"github.com/stewardhq/steward/supervisor/control"
 )
 
 // Exit codes of the control commands.

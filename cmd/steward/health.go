@@ -13,7 +13,7 @@ import (
 
 	"github.com/stewardhq/steward/checks"
 	"github.com/stewardhq/steward/configs"
-	"github.com/stewardhq/steward/supervisor/control"
+	"github.com/stewardhq/steward/control"
 )
 
 // Exit codes of `steward health`, as Docker's HEALTHCHECK reads them.

@@ -17,9 +17,10 @@ import (
 
 	"github.com/stewardhq/steward/checks"
 	"github.com/stewardhq/steward/configs"
+	"github.com/stewardhq/steward/control"
 	"github.com/stewardhq/steward/internal/buildinfo"
+	"github.com/stewardhq/steward/stream"
 	"github.com/stewardhq/steward/supervisor"
-	"github.com/stewardhq/steward/supervisor/control"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -198,7 +199,7 @@ type wiring struct {
 	control *control.Server
 	// results carries every check report (local checks, program checks)
 	// to the components that ship them; health keeps the latest of each.
-	results *supervisor.Stream[checks.Report]
+	results *stream.Stream[checks.Report]
 	health  *checks.Health
 	// opts are what the config was loaded from, for reloads; reload is set
 	// by startCtl.
@@ -233,7 +234,7 @@ func supervise(args []string, stderr io.Writer) int {
 	}
 	log := newLogger(cfg, stderr)
 	w := &wiring{cfg: cfg, log: log, opts: opts, mux: http.NewServeMux(), control: control.NewServer(log), sources: &metricSources{},
-		results: supervisor.NewStream[checks.Report]("check results", log)}
+		results: stream.New[checks.Report]("check results", log)}
 	var supOpts []supervisor.Option
 	if cfg.Steward.ReloadOnSighup {
 		supOpts = append(supOpts, supervisor.WithHangup(func() {
