@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/stewardhq/steward/internal/testutil"
 )
 
 // TestValidateShippedExamples: `steward validate` passes every shipped
@@ -91,7 +93,7 @@ func TestControlClientFindsItsSteward(t *testing.T) {
 	a.waitEvent("alpha", "started")
 	b.waitEvent("bravo", "started")
 	for _, sock := range []string{dirA + "/control.sock", dirB + "/steward/control.sock"} {
-		eventually(t, sock, func() bool { _, err := os.Stat(sock); return err == nil })
+		testutil.Eventually(t, sock, func() bool { _, err := os.Stat(sock); return err == nil })
 	}
 	client := func(body string, args ...string) (string, int) {
 		path := filepath.Join(t.TempDir(), "steward.toml")
