@@ -68,9 +68,10 @@ func health(args []string, stdout, stderr io.Writer) int {
 // socketPath is the control socket a command calls: the --socket flag, or
 // the one the config names (only control.socket and STEWARD_CONTROL_SOCKET
 // are read, so a problem elsewhere in the config does not matter), or the
-// first default path where a socket exists. When the config keeps the
-// socket from being known it says so and ok is false: falling back to the
-// default paths could reach another steward.
+// first default path where a socket exists in a directory only this user or
+// root controls. When the config keeps the socket from being known, or the
+// only socket found is in a directory another user controls, it says so and
+// ok is false: falling back could reach another steward, or a fake one.
 func socketPath(command, flagSocket, cfgPath string, stderr io.Writer) (path string, ok bool) {
 	if flagSocket != "" {
 		return flagSocket, true
@@ -88,7 +89,14 @@ func socketPath(command, flagSocket, cfgPath string, stderr io.Writer) (path str
 		}
 		return "", false
 	}
-	return control.FindSocket(control.SocketPaths(configured, os.Environ())), true
+	path, refused := control.FindSocket(control.SocketPaths(configured, os.Environ()))
+	if refused != nil {
+		if _, err := os.Stat(path); err != nil {
+			fmt.Fprintf(stderr, "steward %s: refusing the control socket found (give --socket to choose):\n%v\n", command, refused)
+			return "", false
+		}
+	}
+	return path, true
 }
 
 // summary is one line for Docker's health log: the state and what fails.
