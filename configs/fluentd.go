@@ -94,7 +94,7 @@ const (
 	DefaultFluentdPort           = "24224"
 	DefaultFluentdBatchBytes     = 128 << 10
 	DefaultFluentdFlushInterval  = 500 * time.Millisecond
-	DefaultFluentdQueueBytes     = 4 << 20
+	DefaultFluentdQueueBytes     = 2 << 20
 	DefaultFluentdSpoolDir       = "/var/lib/steward/spool"
 	DefaultFluentdSpoolMaxBytes  = 256 << 20
 	DefaultFluentdConnectTimeout = 5 * time.Second

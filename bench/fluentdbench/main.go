@@ -245,6 +245,12 @@ command = [%q, "%d"]
 	cpu := cpuSeconds(cmd.Process.Pid)
 	hwm := statusKiB(cmd.Process.Pid, "VmHWM")
 	if *trace {
+		st := peer.Stats()
+		msgs := 0
+		for _, m := range st.Messages {
+			msgs += m
+		}
+		fmt.Fprintf(os.Stderr, "  peer: %d messages, %d records per message on average\n", msgs, st.Events/max(msgs, 1))
 		fmt.Fprintf(os.Stderr, "  steward VmHWM %d KiB, now VmRSS %d KiB = RssAnon %d + RssFile %d KiB\n", hwm,
 			statusKiB(cmd.Process.Pid, "VmRSS"), statusKiB(cmd.Process.Pid, "RssAnon"), statusKiB(cmd.Process.Pid, "RssFile"))
 	}

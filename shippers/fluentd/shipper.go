@@ -82,7 +82,7 @@ func New(cfg *configs.Config, log *slog.Logger) (*Shipper, error) {
 	s.enc = &encoder{
 		id: identity{
 			app: cfg.Steward.App, version: cfg.Steward.Version, host: cfg.Steward.Host,
-			containerID: ContainerID("/"), fields: f.Fields,
+			containerID: ContainerID("/"), containerName: containerName(cfg.Steward.ContainerName), fields: f.Fields,
 		},
 		tag:      f.Tag,
 		programs: map[string]*configs.ProgramLogs{},
@@ -135,6 +135,18 @@ func New(cfg *configs.Config, log *slog.Logger) (*Shipper, error) {
 	return s, nil
 }
 
+// containerName is the configured name, else the hostname: in Kubernetes
+// the pod's name, in Docker the container's short id unless --hostname
+// named it (Docker's own name is not visible inside the container; pass
+// it in STEWARD_CONTAINER_NAME).
+func containerName(configured string) string {
+	if configured != "" {
+		return configured
+	}
+	h, _ := os.Hostname()
+	return h
+}
+
 // openSpool opens dir, or a fresh temporary directory when dir cannot be
 // used; nil when neither works (batches that do not fit in memory are then
 // dropped and counted).
@@ -149,6 +161,7 @@ func (s *Shipper) openSpool(dir string, maxBytes int64) *spool {
 	tmp, terr := os.MkdirTemp("", "steward-spool-")
 	if terr == nil {
 		if sp, terr = openSpool(tmp, maxBytes, s.log); terr == nil {
+			sp.temporary = true
 			s.log.Warn("fluentd: spool directory unusable; using a temporary one (lost with the container)", "dir", dir, "err", err, "using", tmp)
 			return sp
 		}
@@ -384,9 +397,24 @@ func (s *Shipper) close(ctx context.Context) error {
 	}
 	s.q.drops.flush()
 	st := s.Stats()
-	s.log.Info("fluentd: closed", "records", st.Records, "sent", st.Sent, "dropped", st.Dropped,
+	// The last word on the logs: what was delivered, and exactly what
+	// waits in the spool for the next steward, and where.
+	attrs := []any{"records", st.Records, "sent", st.Sent, "dropped", st.Dropped,
 		"missed", st.Missed, "resent", st.Resent, "reconnects", st.Reconnects,
-		"left_in_spool", left, "spool_bytes", spoolBytes)
+		"left_in_spool", left, "spool_bytes", spoolBytes}
+	level := slog.LevelInfo
+	if s.spool != nil {
+		attrs = append(attrs, "spool_dir", s.spool.dir)
+		if left > 0 {
+			level = slog.LevelWarn
+			if s.spool.temporary {
+				attrs = append(attrs, "note", "the spool is a temporary directory: these records are lost with the container; mount a volume on spool_dir")
+			} else {
+				attrs = append(attrs, "note", "sent first by the next steward started on spool_dir")
+			}
+		}
+	}
+	s.log.Log(context.Background(), level, "fluentd: closed", attrs...)
 	if lost > 0 {
 		err = errors.Join(err, fmt.Errorf("fluentd: %d records lost at shutdown (no spool, or spool full)", lost))
 	}

@@ -76,6 +76,9 @@ type spool struct {
 	nextSeq  uint64
 	// onDrop is told of the records lost when the oldest segment goes.
 	onDrop func(records int, bytes int64)
+	// temporary: dir was made because spool_dir was unusable, so what it
+	// keeps dies with the container.
+	temporary bool
 	// bufs, when set, lends the buffers records are read into (the
 	// batcher's), so reading the spool back allocates nothing.
 	bufs *sync.Pool

@@ -149,9 +149,10 @@ type Peer struct {
 	statsMu sync.Mutex
 	stats   Stats
 
-	// paceMu guards the pacing clock of AckRate.
+	// paceMu guards the pacing clock and the rate (AckRate, SetAckRate).
 	paceMu   sync.Mutex
 	paceNext time.Time
+	ackRate  float64
 	// hold, when set, makes every connection stop reading until released
 	// (a hung server).
 	holdMu sync.Mutex
@@ -189,7 +190,7 @@ func Listen(network, address string, cfg Config) (*Peer, error) {
 	if cfg.TLS != nil {
 		ln = tls.NewListener(ln, cfg.TLS)
 	}
-	p := &Peer{cfg: cfg, network: network, ln: ln, conns: map[net.Conn]bool{}}
+	p := &Peer{cfg: cfg, network: network, ln: ln, conns: map[net.Conn]bool{}, ackRate: cfg.AckRate}
 	p.stats.Messages = map[Mode]int{}
 	if cfg.UDPHeartbeat && network == "tcp" {
 		if p.udp, err = net.ListenPacket("udp", ln.Addr().String()); err != nil {
@@ -446,6 +447,15 @@ func (p *Peer) Hold() {
 	p.holdMu.Unlock()
 }
 
+// SetAckRate changes AckRate from the next message on (0: as fast as it
+// can).
+func (p *Peer) SetAckRate(rate float64) {
+	p.paceMu.Lock()
+	p.ackRate = rate
+	p.paceNext = time.Time{}
+	p.paceMu.Unlock()
+}
+
 // Release ends a Hold.
 func (p *Peer) Release() {
 	p.holdMu.Lock()
@@ -466,16 +476,18 @@ func (p *Peer) pace(n int) bool {
 	if hold != nil {
 		<-hold // Release, or Close, which releases
 	}
-	if p.cfg.AckRate > 0 && n > 0 {
-		p.paceMu.Lock()
+	p.paceMu.Lock()
+	if rate := p.ackRate; rate > 0 && n > 0 {
 		now := time.Now()
 		if p.paceNext.Before(now) {
 			p.paceNext = now
 		}
-		p.paceNext = p.paceNext.Add(time.Duration(float64(n) / p.cfg.AckRate * float64(time.Second)))
+		p.paceNext = p.paceNext.Add(time.Duration(float64(n) / rate * float64(time.Second)))
 		until := p.paceNext
 		p.paceMu.Unlock()
 		time.Sleep(time.Until(until))
+	} else {
+		p.paceMu.Unlock()
 	}
 	p.connMu.Lock()
 	defer p.connMu.Unlock()
