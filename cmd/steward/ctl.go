@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/stewardhq/steward/configs"
+	"github.com/stewardhq/steward/stream"
 	"github.com/stewardhq/steward/supervisor"
 )
 
@@ -75,8 +76,8 @@ func startCtl(ctx context.Context, w *wiring) (component, error) {
 	w.reload = c.reload
 	// One batch per pipe read, never waited for: keeping the ring must not
 	// cost the log pipe a channel send per line, nor ever slow a program.
-	sub := w.sup.Logs().SubscribeBatches("steward logs", supervisor.BatchOptions[supervisor.LogRecord]{
-		MaxBatches: 1024, MaxWeight: int64(w.cfg.Steward.LogBufferLines)})
+	sub := w.sup.Logs().SubscribeBatches("steward logs", stream.BatchOptions[supervisor.LogRecord]{
+		MaxBatches: 1024, MaxWeight: int64(w.cfg.Steward.LogBufferLines), DropOldest: true})
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -282,7 +283,7 @@ func (c *ctl) reload(ctx context.Context) (reloadResult, error) {
 		return reloadResult{}, err
 	}
 	res := reloadResult{NotApplied: changedSections(c.w.cfg, next)}
-	if res.ReloadResult, err = c.w.sup.Reload(ctx, next); err != nil {
+	if res.ReloadResult, err = c.w.sup.Reload(ctx, next.ProgramList()); err != nil {
 		return res, err
 	}
 	if len(res.NotApplied) > 0 {

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stewardhq/steward/internal/testutil"
 	"github.com/stewardhq/steward/shippers/fluentd/fluentdtest"
 )
 
@@ -71,12 +72,18 @@ func (s *seqSink) missing(from, to int) []int {
 	return out
 }
 
+// peerConfig is a config forwarding to the peer at addr with a spool of
+// the test's own, and then programs (TOML).
+func peerConfig(t *testing.T, addr, programs string) string {
+	return "\n[fluentd]\naddress = \"tcp://" + addr + "\"\nspool_dir = \"" + filepath.Join(t.TempDir(), "spool") + "\"\n" + programs
+}
+
 func startPeer(t *testing.T, addr string, cfg fluentdtest.Config) *fluentdtest.Peer {
 	t.Helper()
 	var p *fluentdtest.Peer
 	var err error
 	// The address may still be held by a previous peer's closing sockets.
-	eventually(t, "listening on "+addr, func() bool {
+	testutil.Eventually(t, "listening on "+addr, func() bool {
 		p, err = fluentdtest.Listen("tcp", addr, cfg)
 		return err == nil
 	})
@@ -137,11 +144,11 @@ main = true
 command = ["sh", "-c", "seq 1 ` + strconv.Itoa(lines) + `; exec sleep 1000"]
 `})
 	<-killed
-	eventually(t, "steward to notice the peer is gone", func() bool {
+	testutil.Eventually(t, "steward to notice the peer is gone", func() bool {
 		return in.logged("fluentd: connection lost") || in.logged("fluentd: cannot connect")
 	})
 	startPeer(t, addr, fluentdtest.Config{OnEvent: sink.event})
-	eventually(t, "every line at the peer", func() bool { u, _ := sink.count(); return u == lines })
+	testutil.Eventually(t, "every line at the peer", func() bool { u, _ := sink.count(); return u == lines })
 	in.signal(syscall.SIGTERM)
 	in.wait()
 	s := shipperSummary(t, in)
@@ -194,8 +201,8 @@ command = ["sh", "-c", "seq ` + strconv.Itoa(from) + ` ` + strconv.Itoa(to) + ``
 	}
 
 	in = start(t, runOpts{config: config(100001, 200000, "; exec sleep 1000")})
-	eventually(t, "the spool to be found", func() bool { return in.logged("fluentd: spool found") })
-	eventually(t, "steward to try the peer", func() bool { return in.logged("fluentd: cannot connect") })
+	testutil.Eventually(t, "the spool to be found", func() bool { return in.logged("fluentd: spool found") })
+	testutil.Eventually(t, "steward to try the peer", func() bool { return in.logged("fluentd: cannot connect") })
 	sink := newSeqSink(200000)
 	// How many lines had arrived when the first line of the second run
 	// did: the spool goes first, so all of the first run.
@@ -208,7 +215,7 @@ command = ["sh", "-c", "seq ` + strconv.Itoa(from) + ` ` + strconv.Itoa(to) + ``
 		}
 		sink.event(e)
 	}})
-	eventually(t, "every line of both runs", func() bool { u, _ := sink.count(); return u == 200000 })
+	testutil.Eventually(t, "every line of both runs", func() bool { u, _ := sink.count(); return u == 200000 })
 	in.signal(syscall.SIGTERM)
 	in.wait()
 	s = shipperSummary(t, in)
@@ -272,7 +279,7 @@ command = ["sh", "-c", "` + cmd + `"]
 	sink := newSeqSink(lines)
 	startPeer(t, addr, fluentdtest.Config{OnEvent: sink.event})
 	in = start(t, runOpts{config: config("exec sleep 1000")})
-	eventually(t, "the spool to reach the peer", func() bool { u, _ := sink.count(); return u == left })
+	testutil.Eventually(t, "the spool to reach the peer", func() bool { u, _ := sink.count(); return u == left })
 	in.signal(syscall.SIGTERM)
 	in.wait()
 	// Exactly the oldest lines are missing: 1..dropped.
@@ -328,7 +335,7 @@ retry_max = "100ms"
 main = true
 command = ["sh", "-c", "seq 1 ` + strconv.Itoa(lines) + `; exec sleep 1000"]
 `})
-	eventually(t, "every line", func() bool { u, _ := sink.count(); return u == lines })
+	testutil.Eventually(t, "every line", func() bool { u, _ := sink.count(); return u == lines })
 	if evs := in.events("seq"); index(evs, "seq", "exited") >= 0 {
 		t.Fatal("the program exited")
 	}
@@ -426,16 +433,12 @@ func TestFluentdHugeLineMemoryBounded(t *testing.T) {
 		}
 		lastOrdinal = ordinal
 	}})
-	in := start(t, runOpts{bin: plainSteward(t), config: `
-[fluentd]
-address = "tcp://` + addr + `"
-spool_dir = "` + filepath.Join(t.TempDir(), "spool") + `"
-
+	in := start(t, runOpts{bin: plainSteward(t), config: peerConfig(t, addr, `
 [programs.big]
 main = true
 command = ["sh", "-c", "head -c ` + strconv.Itoa(size) + ` /dev/zero | tr '\\0' x; exec sleep 1000 >&-"]
-`})
-	eventually(t, "the whole line at the peer", func() bool { mu.Lock(); defer mu.Unlock(); return total == size })
+`)})
+	testutil.Eventually(t, "the whole line at the peer", func() bool { mu.Lock(); defer mu.Unlock(); return total == size })
 	hwm := vmKB(t, in.pid(), "VmHWM")
 	rss := vmKB(t, in.pid(), "VmRSS")
 	in.signal(syscall.SIGTERM)
@@ -530,7 +533,7 @@ command = ["sh", "-c", "cat ` + trace + `; exec sleep 1000"]
 multiline_start = "^\\d{4}-"
 multiline_timeout = "200ms"
 `})
-	eventually(t, "every record", func() bool { return got.len() >= 6 })
+	testutil.Eventually(t, "every record", func() bool { return got.len() >= 6 })
 	in.signal(syscall.SIGTERM)
 	in.wait()
 
@@ -618,7 +621,7 @@ func TestFluentdSecureForward(t *testing.T) {
 		"STEWARD_FLUENTD_TLS_CA=" + ca,
 		"STEWARD_FLUENTD_SPOOL_DIR=" + filepath.Join(t.TempDir(), "spool"),
 	}, command: []string{"sh", "-c", "seq 1 1000; env; exec sleep 1000"}})
-	eventually(t, "every line over TLS", func() bool { u, _ := sink.count(); return u == 1000 })
+	testutil.Eventually(t, "every line over TLS", func() bool { u, _ := sink.count(); return u == 1000 })
 	in.signal(syscall.SIGTERM)
 	in.wait()
 	if st := peer.Stats(); st.Handshakes < 1 || st.AuthFailures != 0 {
@@ -662,23 +665,19 @@ func TestFluentdBurstToSlowPeer(t *testing.T) {
 	sink := newSeqSink(lines)
 	addr := freeAddr(t)
 	peer := startPeer(t, addr, fluentdtest.Config{OnEvent: sink.event, AckRate: 15000})
-	in := start(t, runOpts{bin: plainSteward(t), discardStdout: true, config: `
-[fluentd]
-address = "tcp://` + addr + `"
-spool_dir = "` + filepath.Join(t.TempDir(), "spool") + `"
-
+	in := start(t, runOpts{bin: plainSteward(t), discardStdout: true, config: peerConfig(t, addr, `
 [programs.burst]
 main = true
 command = ["sh", "-c", ` + strconv.Quote(burstCommand(0, lines-1)) + `]
-`})
-	eventually(t, "the burst written", func() bool {
+`)})
+	testutil.Eventually(t, "the burst written", func() bool {
 		_, err := os.Stat(filepath.Join(in.dir, "written"))
 		return err == nil
 	})
-	eventually(t, "some lines at the slow peer", func() bool { u, _ := sink.count(); return u > 0 })
+	testutil.Eventually(t, "some lines at the slow peer", func() bool { u, _ := sink.count(); return u > 0 })
 	hwmBurst := vmKB(t, in.pid(), "VmHWM")
 	peer.SetAckRate(0)
-	eventually(t, "every line at the peer", func() bool { u, _ := sink.count(); return u == lines })
+	testutil.Eventually(t, "every line at the peer", func() bool { u, _ := sink.count(); return u == lines })
 	hwm := vmKB(t, in.pid(), "VmHWM")
 	in.signal(syscall.SIGTERM)
 	in.wait()
@@ -725,7 +724,7 @@ command = ["sh", "-c", ` + strconv.Quote(command) + `]
 `
 	}
 	in := start(t, runOpts{discardStdout: true, config: config(burstCommand(0, lines-1))})
-	eventually(t, "a tenth at the slow peer", func() bool { u, _ := sink.count(); return u >= lines/10 })
+	testutil.Eventually(t, "a tenth at the slow peer", func() bool { u, _ := sink.count(); return u >= lines/10 })
 	in.signal(syscall.SIGTERM)
 	in.wait()
 	logs := in.logLines()
@@ -741,7 +740,7 @@ command = ["sh", "-c", ` + strconv.Quote(command) + `]
 	}
 	peer.SetAckRate(0)
 	in = start(t, runOpts{config: config("exec sleep 1000")})
-	eventually(t, "every line at the peer", func() bool { u, _ := sink.count(); return u == lines })
+	testutil.Eventually(t, "every line at the peer", func() bool { u, _ := sink.count(); return u == lines })
 	in.signal(syscall.SIGTERM)
 	in.wait()
 	_, dups = sink.count()
@@ -761,15 +760,11 @@ func TestFluentdTailDeliveredAtExit(t *testing.T) {
 	sink := newSeqSink(lines)
 	addr := freeAddr(t)
 	startPeer(t, addr, fluentdtest.Config{OnEvent: sink.event, AckRate: 15000})
-	in := start(t, runOpts{discardStdout: true, config: `
-[fluentd]
-address = "tcp://` + addr + `"
-spool_dir = "` + filepath.Join(t.TempDir(), "spool") + `"
-
+	in := start(t, runOpts{discardStdout: true, config: peerConfig(t, addr, `
 [programs.job]
 main = true
 command = ["sh", "-c", "awk 'BEGIN { for (i = 0; i < ` + strconv.Itoa(lines) + `; i++) printf \"%010d\\n\", i }'"]
-`})
+`)})
 	if code := in.wait(); code != 0 {
 		t.Fatalf("exit code %d", code)
 	}
@@ -799,16 +794,12 @@ func TestFluentdTimesStrictlyIncrease(t *testing.T) {
 			n++
 		}
 	}})
-	in := start(t, runOpts{config: `
-[fluentd]
-address = "tcp://` + addr + `"
-spool_dir = "` + filepath.Join(t.TempDir(), "spool") + `"
-
+	in := start(t, runOpts{config: peerConfig(t, addr, `
 [programs.seq]
 main = true
 command = ["sh", "-c", "seq 1 ` + strconv.Itoa(lines) + `; exec sleep 1000"]
-`})
-	eventually(t, "every line", func() bool { mu.Lock(); defer mu.Unlock(); return n == lines })
+`)})
+	testutil.Eventually(t, "every line", func() bool { mu.Lock(); defer mu.Unlock(); return n == lines })
 	in.signal(syscall.SIGTERM)
 	in.wait()
 	mu.Lock()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 
+	"github.com/stewardhq/steward/internal/buildinfo"
 	"github.com/stewardhq/steward/shippers/sensu"
 )
 
@@ -21,7 +22,7 @@ func startSensu(ctx context.Context, w *wiring) (component, error) {
 		return nil, nil
 	}
 	agent, err := sensu.New(cfg, sensu.Identity{App: w.cfg.Steward.App, Version: w.cfg.Steward.Version,
-		Hostname: w.cfg.Steward.Host}, w.sup, w.log)
+		Hostname: w.cfg.Steward.Host, StewardVersion: buildinfo.Read(version).Version}, w.sup, w.log)
 	if err != nil {
 		return nil, err
 	}

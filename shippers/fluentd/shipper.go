@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/stewardhq/steward/configs"
+	logstream "github.com/stewardhq/steward/stream"
 	"github.com/stewardhq/steward/supervisor"
 )
 
@@ -64,8 +65,8 @@ type Shipper struct {
 	// records counts records built since the drain last added them to st.
 	records uint64
 
-	logs      *supervisor.Stream[supervisor.LogRecord]
-	sub       *supervisor.BatchSubscription[supervisor.LogRecord]
+	logs      *logstream.Stream[supervisor.LogRecord]
+	sub       *logstream.BatchSubscription[supervisor.LogRecord]
 	drainDone chan struct{}
 	closeOnce sync.Once
 	closeErr  error
@@ -206,11 +207,11 @@ const recordOverhead = 96
 const subscriberWait = 2 * time.Second
 
 // Start subscribes to logs and starts forwarding.
-func (s *Shipper) Start(logs *supervisor.Stream[supervisor.LogRecord]) {
+func (s *Shipper) Start(logs *logstream.Stream[supervisor.LogRecord]) {
 	s.logs = logs
 	// The subscription's share of queue_bytes bounds the lines not yet
 	// encoded, by their bytes and what each record costs beside them.
-	s.sub = logs.SubscribeBatches("fluentd", supervisor.BatchOptions[supervisor.LogRecord]{
+	s.sub = logs.SubscribeBatches("fluentd", logstream.BatchOptions[supervisor.LogRecord]{
 		MaxBatches: s.subCapacity,
 		MaxWeight:  subShare(int64(s.cfg.QueueBytes)),
 		Weight:     func(r supervisor.LogRecord) int { return len(r.Text) + recordOverhead },
@@ -395,7 +396,7 @@ func (s *Shipper) close(ctx context.Context) error {
 	if s.spool != nil {
 		err = s.spool.close()
 	}
-	s.q.drops.flush()
+	s.st.dropped.Flush()
 	st := s.Stats()
 	// The last word on the logs: what was delivered, and exactly what
 	// waits in the spool for the next steward, and where.
@@ -427,7 +428,7 @@ func (s *Shipper) Stats() Stats {
 		Received:      s.st.received.Load(),
 		Records:       s.st.records.Load(),
 		Sent:          s.st.sent.Load(),
-		Dropped:       s.st.dropped.Load(),
+		Dropped:       s.st.dropped.Total(),
 		Resent:        s.st.resent.Load(),
 		ResentBatches: s.st.resentMsgs.Load(),
 		Reconnects:    s.st.reconnects.Load(),
