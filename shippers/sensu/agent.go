@@ -18,7 +18,6 @@ import (
 	"maps"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"slices"
 	"strings"
@@ -344,7 +343,7 @@ func (a *Agent) isFinishing() bool {
 // dial connects to one backend. Handshake failures are logged once each,
 // naming the cause, never the password.
 func (a *Agent) dial(rawURL string) (*websocket.Conn, error) {
-	shown := redact(rawURL)
+	shown := configs.RedactURL(rawURL)
 	// gorilla/websocket stops a handshake at its timeout, not when the
 	// context is cancelled; closing the raw connection at cancellation keeps
 	// a hanging backend from holding up a stop.
@@ -401,20 +400,13 @@ func (a *Agent) dial(rawURL string) (*websocket.Conn, error) {
 	return conn, nil
 }
 
-func redact(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "(unparsable URL)"
-	}
-	return u.Redacted()
-}
 
 // session runs one connection: a keepalive at once and every interval,
 // queued events as they come, check requests from the backend. It returns
 // true once the agent has finished (last events sent, connection closed).
 func (a *Agent) session(conn *websocket.Conn, rawURL string) (finished bool) {
 	a.connected.Store(true)
-	a.backend.Store(redact(rawURL))
+	a.backend.Store(configs.RedactURL(rawURL))
 	defer func() {
 		a.connected.Store(false)
 		a.backend.Store("")
