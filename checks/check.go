@@ -3,7 +3,9 @@ package checks
 import (
 	"context"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"time"
 
@@ -56,7 +58,7 @@ type Report struct {
 // FromConfigs builds the checks of a configuration, sorted by name.
 func FromConfigs(cfg *configs.Config, ex Executor) []*Check {
 	var out []*Check
-	for _, name := range sortedNames(cfg.Checks) {
+	for _, name := range slices.Sorted(maps.Keys(cfg.Checks)) {
 		c := cfg.Checks[name]
 		p := c.Probe()
 		kind := KindFile

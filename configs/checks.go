@@ -87,13 +87,14 @@ func (c *Check) Probe() *Probe {
 // for its programs ("program-web"); local checks cannot use it.
 const ProgramCheckPrefix = "program-"
 
-func init() {
-	sectionValidators = append(sectionValidators, validateChecks)
+func deriveChecks(cfg *Config) {
+	for name, c := range cfg.Checks {
+		c.Name = name
+	}
 }
 
 func validateChecks(d *decoder, cfg *Config) {
 	for name, c := range cfg.Checks {
-		c.Name = name
 		key := join("checks", name)
 		if !validCheckName(name) {
 			d.add("", key, "check names use letters, digits, '_', '.', '-' and ':'")

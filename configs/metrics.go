@@ -50,8 +50,10 @@ func (c *Config) MetricsEnabled() bool {
 	return len(c.Graphite.Addr) > 0 || c.Metrics.Print || c.Metrics.Prometheus
 }
 
-func init() {
-	sectionValidators = append(sectionValidators, validateMetrics)
+func deriveMetrics(cfg *Config) {
+	if cfg.Metrics.Root == "" {
+		cfg.Metrics.Root = "/"
+	}
 }
 
 func validateMetrics(d *decoder, cfg *Config) {
@@ -72,9 +74,6 @@ func validateMetrics(d *decoder, cfg *Config) {
 		if _, err := path.Match(g, ""); err != nil {
 			d.add("", "metrics.exclude_interfaces", "bad pattern %q", g)
 		}
-	}
-	if m.Root == "" {
-		m.Root = "/"
 	}
 	if m.Prometheus && strings.EqualFold(cfg.HTTP.Addr, HTTPOff) {
 		d.add("", "metrics.prometheus", "/metrics is served on the HTTP endpoint, which http.addr turns off")

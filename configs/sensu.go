@@ -105,17 +105,16 @@ var DefaultSensuRedact = []string{"password", "passwd", "pass", "api_key", "api_
 // Enabled reports whether steward should act as a Sensu agent.
 func (s *Sensu) Enabled() bool { return len(s.BackendURLs) > 0 }
 
-func init() {
-	sectionValidators = append(sectionValidators, validateSensu)
+func deriveSensu(cfg *Config) {
+	if s := &cfg.Sensu; s.Enabled() && s.EntityName == "" {
+		s.EntityName = cfg.Steward.Host
+	}
 }
 
 func validateSensu(d *decoder, cfg *Config) {
 	s := &cfg.Sensu
 	if !s.Enabled() {
 		return
-	}
-	if s.EntityName == "" {
-		s.EntityName = cfg.Steward.Host
 	}
 	if !validCheckName(s.EntityName) {
 		d.add("", "sensu.entity_name", "%q is not a valid Sensu name (letters, digits, '_', '.', '-', ':')", s.EntityName)
@@ -164,21 +163,8 @@ func validateSensu(d *decoder, cfg *Config) {
 	if s.EventSpacing < Duration(10*time.Millisecond) || s.EventSpacing > Duration(time.Minute) {
 		d.add("", "sensu.event_spacing", "must be between 10ms and 1m")
 	}
-	if s.AllowListFile != "" {
-		if s.AllowAnyCommand {
-			d.add("", "sensu.allow_any_command", "cannot be used with allow_list")
-		}
-		f, err := os.Open(s.AllowListFile)
-		if err != nil {
-			d.add("", "sensu.allow_list", "%v", err)
-		} else {
-			rules, err := ParseAllowList(f)
-			f.Close()
-			if err != nil {
-				d.add("", "sensu.allow_list", "%s: %v", s.AllowListFile, err)
-			}
-			s.AllowList = rules
-		}
+	if s.AllowListFile != "" && s.AllowAnyCommand {
+		d.add("", "sensu.allow_any_command", "cannot be used with allow_list")
 	}
 	if s.MaxOutputBytes < 256 {
 		d.add("", "sensu.max_output_bytes", "must be at least 256")
@@ -193,6 +179,25 @@ func validateSensu(d *decoder, cfg *Config) {
 			d.add("", "sensu", "bad handler name %q", h)
 		}
 	}
+}
+
+// resolveSensu reads the allow list file.
+func resolveSensu(d *decoder, cfg *Config) {
+	s := &cfg.Sensu
+	if !s.Enabled() || s.AllowListFile == "" {
+		return
+	}
+	f, err := os.Open(s.AllowListFile)
+	if err != nil {
+		d.add("", "sensu.allow_list", "%v", err)
+		return
+	}
+	defer f.Close()
+	rules, err := ParseAllowList(f)
+	if err != nil {
+		d.add("", "sensu.allow_list", "%s: %v", s.AllowListFile, err)
+	}
+	s.AllowList = rules
 }
 
 // redactURL drops a password written into a URL, so it is never printed.

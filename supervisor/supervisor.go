@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/stewardhq/steward/configs"
+	"github.com/stewardhq/steward/stream"
 )
 
 // ForwardedSignals are the signals steward catches and passes on. SIGCHLD
@@ -62,8 +63,8 @@ type Supervisor struct {
 	// be put in its foreground.
 	stdinTTY bool
 
-	logs   *Stream[LogRecord]
-	events *Stream[Event]
+	logs   *stream.Stream[LogRecord]
+	events *stream.Stream[Event]
 
 	programs []*program // in start order
 	byName   map[string]*program
@@ -135,8 +136,8 @@ func New(cfg Config, log *slog.Logger, opts ...Option) (*Supervisor, error) {
 		env:      baseEnv(os.Environ()),
 		devNull:  devNull,
 		out:      &output{stdout: os.Stdout, stderr: os.Stderr, timestamps: cfg.OutputTimestamps},
-		logs:     NewStream[LogRecord]("logs", log),
-		events:   NewStream[Event]("events", log),
+		logs:     stream.New[LogRecord]("logs", log),
+		events:   stream.New[Event]("events", log),
 		byName:   map[string]*program{},
 		loopDone: make(chan struct{}),
 
@@ -192,10 +193,10 @@ func startOrder(order []string, specs func(name string) *configs.Program) []stri
 }
 
 // Logs is the stream of every line programs write.
-func (s *Supervisor) Logs() *Stream[LogRecord] { return s.logs }
+func (s *Supervisor) Logs() *stream.Stream[LogRecord] { return s.logs }
 
 // Events is the stream of program events.
-func (s *Supervisor) Events() *Stream[Event] { return s.events }
+func (s *Supervisor) Events() *stream.Stream[Event] { return s.events }
 
 // ShuttingDown is closed when steward begins to stop every program (a stop
 // of one program on request is not a shutdown).

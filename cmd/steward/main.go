@@ -11,14 +11,16 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 
 	"github.com/stewardhq/steward/checks"
 	"github.com/stewardhq/steward/configs"
+	"github.com/stewardhq/steward/control"
 	"github.com/stewardhq/steward/internal/buildinfo"
+	"github.com/stewardhq/steward/stream"
 	"github.com/stewardhq/steward/supervisor"
-	"github.com/stewardhq/steward/supervisor/control"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -81,6 +83,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 func versionString() string { return buildinfo.Read(version).String() }
 
+// flagExit is the exit code of a command whose flags did not parse: 0 for
+// --help (the usage is printed), 2 for a bad flag.
+func flagExit(err error) int {
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	return exitUsage
+}
+
 // parseArgs reads the flags shared by running and validating; the rest of
 // the arguments are the main program's command.
 func parseArgs(name string, args []string, stderr io.Writer) (configs.Options, error) {
@@ -104,7 +115,7 @@ func loadConfig(opts configs.Options, stderr io.Writer) (*configs.Config, bool) 
 	if err != nil {
 		var cerr *configs.Error
 		if errors.As(err, &cerr) {
-			fmt.Fprintf(stderr, "steward: invalid configuration (%d problems):\n", len(cerr.Problems))
+			fmt.Fprintf(stderr, "steward: invalid configuration (%s):\n", plural(len(cerr.Problems), "problem"))
 			for _, p := range cerr.Problems {
 				fmt.Fprintln(stderr, p.String())
 			}
@@ -116,20 +127,36 @@ func loadConfig(opts configs.Options, stderr io.Writer) (*configs.Config, bool) 
 	return cfg, true
 }
 
+// plural is "1 problem", "2 problems".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return strconv.Itoa(n) + " " + noun + "s"
+}
+
+// validate checks a config as steward would at start, except that users and
+// groups unknown here are warnings: the config is often checked on a build
+// host or in CI, not in the image it runs in (as supervisord, which looks
+// users up only when it starts a program).
 func validate(args []string, stdout, stderr io.Writer) int {
 	opts, err := parseArgs("validate", args, stderr)
 	if err != nil {
-		return exitUsage
+		return flagExit(err)
 	}
 	if opts.Path == "" && len(opts.Command) == 0 {
 		fmt.Fprintln(stderr, "steward validate: give --config FILE (or STEWARD_CONFIG)")
 		return exitUsage
 	}
+	opts.DeferUsers = true
 	cfg, ok := loadConfig(opts, stderr)
 	if !ok {
 		return exitUsage
 	}
-	fmt.Fprintf(stdout, "%s: ok, %d programs (%s)\n", describe(opts), len(cfg.Programs), strings.Join(cfg.Order, ", "))
+	for _, w := range cfg.Warnings {
+		fmt.Fprintln(stderr, "steward validate: warning:", w.String())
+	}
+	fmt.Fprintf(stdout, "%s: ok, %s (%s)\n", describe(opts), plural(len(cfg.Programs), "program"), strings.Join(cfg.Order, ", "))
 	return 0
 }
 
@@ -172,7 +199,7 @@ type wiring struct {
 	control *control.Server
 	// results carries every check report (local checks, program checks)
 	// to the components that ship them; health keeps the latest of each.
-	results *supervisor.Stream[checks.Report]
+	results *stream.Stream[checks.Report]
 	health  *checks.Health
 	// opts are what the config was loaded from, for reloads; reload is set
 	// by startCtl.
@@ -199,10 +226,7 @@ func supervisorConfig(cfg *configs.Config) supervisor.Config {
 func supervise(args []string, stderr io.Writer) int {
 	opts, err := parseArgs("steward", args, stderr)
 	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return exitUsage
+		return flagExit(err)
 	}
 	cfg, ok := loadConfig(opts, stderr)
 	if !ok {
@@ -210,7 +234,7 @@ func supervise(args []string, stderr io.Writer) int {
 	}
 	log := newLogger(cfg, stderr)
 	w := &wiring{cfg: cfg, log: log, opts: opts, mux: http.NewServeMux(), control: control.NewServer(log), sources: &metricSources{},
-		results: supervisor.NewStream[checks.Report]("check results", log)}
+		results: stream.New[checks.Report]("check results", log)}
 	var supOpts []supervisor.Option
 	if cfg.Steward.ReloadOnSighup {
 		supOpts = append(supOpts, supervisor.WithHangup(func() {

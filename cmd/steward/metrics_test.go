@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/stewardhq/steward/collectors"
+	"github.com/stewardhq/steward/internal/testutil"
 	"github.com/stewardhq/steward/shippers/graphite"
 )
 
@@ -77,7 +78,7 @@ start_secs = "100ms"
 		t.Helper()
 		var last float64
 		var have bool
-		eventually(t, what+" in carbon ("+s+")", func() bool {
+		testutil.Eventually(t, what+" in carbon ("+s+")", func() bool {
 			last, have = c.last(s)
 			return have && ok(last)
 		})
@@ -124,7 +125,7 @@ start_secs = "100ms"
 	probe := series("container.cpu.usage_seconds_total")
 	stopAt := time.Now()
 	c.stop()
-	eventually(t, "steward noticing carbon is gone", func() bool {
+	testutil.Eventually(t, "steward noticing carbon is gone", func() bool {
 		for _, e := range in.logLines() {
 			if strings.HasPrefix(e.str("msg"), "graphite: cannot send") {
 				return true
@@ -136,7 +137,7 @@ start_secs = "100ms"
 	c.start()
 	down := time.Since(stopAt)
 	backAt := time.Now().Unix()
-	eventually(t, "points after the restart", func() bool {
+	testutil.Eventually(t, "points after the restart", func() bool {
 		for _, p := range c.fetch(probe, backAt) {
 			if p.v != nil && p.t > backAt+2 {
 				return true
@@ -205,7 +206,7 @@ timeout = "200ms"
 main = true
 command = ["sh", "-c", "trap 'exit 0' TERM; i=0; while :; do i=$((i+1)); echo line $i; sleep 0.01; done"]
 `, dead, garbage.Addr())})
-	eventually(t, "dropped samples for the dead server", func() bool {
+	testutil.Eventually(t, "dropped samples for the dead server", func() bool {
 		for _, e := range in.logLines() {
 			if e.str("msg") == "graphite: backlog full, dropping oldest samples" && e.str("server") == dead {
 				return true
@@ -214,7 +215,7 @@ command = ["sh", "-c", "trap 'exit 0' TERM; i=0; while :; do i=$((i+1)); echo li
 		return false
 	})
 	seen := strings.Count(in.stdout.String(), "line ")
-	eventually(t, "the program's output still flowing", func() bool {
+	testutil.Eventually(t, "the program's output still flowing", func() bool {
 		return strings.Count(in.stdout.String(), "line ") > seen+100
 	})
 	in.signal(syscall.SIGTERM)
@@ -260,7 +261,7 @@ print = true
 main = true
 command = ["sleep", "1000"]
 `})
-	eventually(t, "printed series", func() bool {
+	testutil.Eventually(t, "printed series", func() bool {
 		return strings.Contains(in.stdout.String(), "program.state;app=demo;host=h;program=main;state=running;version=0.0.1 1 ")
 	})
 	in.signal(syscall.SIGTERM)
@@ -294,7 +295,7 @@ func TestGraphiteModesToCarbon(t *testing.T) {
 			t.Fatal(err)
 		}
 		cancel()
-		eventually(t, tc.path+" in carbon", func() bool {
+		testutil.Eventually(t, tc.path+" in carbon", func() bool {
 			v, ok := c.last(tc.path)
 			return ok && v == 12.5
 		})

@@ -17,6 +17,7 @@ import (
 
 	corev2 "github.com/sensu/core/v2"
 
+	"github.com/stewardhq/steward/internal/testutil"
 	"github.com/stewardhq/steward/shippers/sensu/sensupeer"
 )
 
@@ -106,7 +107,7 @@ interval = "1s"
 health = true
 handlers = ["slack"]
 `})
-	eventually(t, "registration", registered(p, "shop-1"))
+	testutil.Eventually(t, "registration", registered(p, "shop-1"))
 	raw, _ := p.Entity("default", "shop-1")
 	var ent corev2.Entity
 	if err := json.Unmarshal(raw, &ent); err != nil {
@@ -130,17 +131,17 @@ handlers = ["slack"]
 			t.Errorf("subscriptions %v lack %s", ent.Subscriptions, s)
 		}
 	}
-	eventually(t, "two keepalives", func() bool { return len(p.Messages("keepalive")) >= 2 })
+	testutil.Eventually(t, "two keepalives", func() bool { return len(p.Messages("keepalive")) >= 2 })
 	for _, m := range p.Messages("keepalive") {
 		validEvent(t, m.Payload)
 	}
 
-	eventually(t, "the local check's result", func() bool { return len(sentEvents(t, p, "app-alive")) > 0 })
+	testutil.Eventually(t, "the local check's result", func() bool { return len(sentEvents(t, p, "app-alive")) > 0 })
 	local := sentEvents(t, p, "app-alive")[0].Check
 	if local.Status != 0 || strings.TrimSpace(local.Output) != "app OK" || !slices.Contains(local.Handlers, "slack") || local.Interval != 1 {
 		t.Errorf("local check %+v", local)
 	}
-	eventually(t, "the program check", func() bool { return len(sentEvents(t, p, "program-app")) > 0 })
+	testutil.Eventually(t, "the program check", func() bool { return len(sentEvents(t, p, "program-app")) > 0 })
 
 	cfg := corev2.FixtureCheckConfig("from-backend")
 	cfg.Command = "echo entity={{ .name }} app={{ .labels.app }}; exit 2"
@@ -149,7 +150,7 @@ handlers = ["slack"]
 	if n := p.Publish("default", "shop", req); n != 1 {
 		t.Fatalf("check request reached %d agents", n)
 	}
-	eventually(t, "the check request's result", func() bool { return len(sentEvents(t, p, "from-backend")) > 0 })
+	testutil.Eventually(t, "the check request's result", func() bool { return len(sentEvents(t, p, "from-backend")) > 0 })
 	answered := sentEvents(t, p, "from-backend")[0].Check
 	if answered.ProcessedBy != "shop-1" || local.ProcessedBy != "shop-1" || local.Scheduler != "memory" {
 		t.Errorf("processed_by %q/%q, scheduler %q", answered.ProcessedBy, local.ProcessedBy, local.Scheduler)
@@ -176,7 +177,7 @@ func TestSensuDeregistersOnMainExit(t *testing.T) {
 	p := newSensuPeer(t)
 	in := start(t, runOpts{env: sensuEnv(p, "shop-2"),
 		command: []string{"sh", "-c", `while [ ! -f "$T/stop" ]; do sleep 0.05; done; exit 0`}})
-	eventually(t, "registration", registered(p, "shop-2"))
+	testutil.Eventually(t, "registration", registered(p, "shop-2"))
 	os.WriteFile(filepath.Join(in.dir, "stop"), nil, 0o644)
 	if code := in.wait(); code != 0 {
 		t.Errorf("exit code %d", code)
@@ -204,7 +205,7 @@ start_retries = 1
 backoff_initial = "50ms"
 backoff_max = "50ms"
 `})
-	eventually(t, "registration", registered(p, "shop-3"))
+	testutil.Eventually(t, "registration", registered(p, "shop-3"))
 	os.WriteFile(filepath.Join(in.dir, "crash"), nil, 0o644)
 	if code := in.wait(); code != 3 {
 		t.Errorf("exit code %d, want the worker's 3", code)
@@ -235,7 +236,7 @@ func TestSensuStopBoundedWhenBackendDown(t *testing.T) {
 	defer hole.Close()
 	env := append(sensuEnv(p, "shop-4"), "STEWARD_SENSU_API_URL=http://"+hole.Addr(), "STEWARD_FLUSH_TIMEOUT=1s")
 	in := start(t, runOpts{env: env, command: []string{"sleep", "1000"}})
-	eventually(t, "registration", registered(p, "shop-4"))
+	testutil.Eventually(t, "registration", registered(p, "shop-4"))
 	p.Close()
 	in.signal(syscall.SIGTERM)
 	if code := in.wait(); code != 143 {
@@ -252,7 +253,7 @@ func TestSensuBadCredentials(t *testing.T) {
 	p := newSensuPeer(t)
 	env := append(sensuEnv(p, "shop-5"), "STEWARD_SENSU_PASSWORD=wrong-8d1e")
 	in := start(t, runOpts{env: env, command: []string{"sleep", "1000"}})
-	eventually(t, "the refusal logged", func() bool {
+	testutil.Eventually(t, "the refusal logged", func() bool {
 		return strings.Contains(in.stderr.String(), `refused the credentials of user \"agent\" (HTTP 401 bad credentials)`)
 	})
 	in.signal(syscall.SIGTERM)
@@ -290,24 +291,24 @@ command = ["sh", "-c", "exec sleep 1000"]
 command = ["sh", "-c", "env > \"$T/check-env\""]
 interval = "1s"
 `})
-	eventually(t, "registration", registered(p, "shop-6"))
+	testutil.Eventually(t, "registration", registered(p, "shop-6"))
 	cfg := corev2.FixtureCheckConfig("backend-env")
 	cfg.Command = `env > "$T/request-env"`
 	req, _ := json.Marshal(&corev2.CheckRequest{Config: cfg})
 	p.Publish("default", "entity:shop-6", req)
-	eventually(t, "both check commands ran", func() bool {
+	testutil.Eventually(t, "both check commands ran", func() bool {
 		_, e1 := os.Stat(filepath.Join(in.dir, "check-env"))
 		_, e2 := os.Stat(filepath.Join(in.dir, "request-env"))
 		return e1 == nil && e2 == nil
 	})
 	var environs []string
 	for _, pr := range in.nsProcs() {
-		if pr.pid == in.pid() {
+		if pr.PID == in.pid() {
 			continue
 		}
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pr.pid))
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pr.PID))
 		if err == nil {
-			environs = append(environs, pr.comm+": "+string(b))
+			environs = append(environs, pr.Comm+": "+string(b))
 		}
 	}
 	if len(environs) < 2 {
@@ -360,10 +361,10 @@ func TestSensuKilledContainerExpires(t *testing.T) {
 keepalive_warning_timeout = "5s"
 deregistration_handler = "cleanup"
 `, command: []string{"sleep", "1000"}})
-	eventually(t, "registration", registered(p, "shop-7"))
+	testutil.Eventually(t, "registration", registered(p, "shop-7"))
 	in.signal(syscall.SIGKILL)
 	in.wait()
-	eventually(t, "the entity expired", func() bool { return slices.Contains(p.Expired(), "default/shop-7") })
+	testutil.Eventually(t, "the entity expired", func() bool { return slices.Contains(p.Expired(), "default/shop-7") })
 	if deleted(p, "shop-7") {
 		t.Error("a killed steward cannot have deleted its entity")
 	}
@@ -405,7 +406,7 @@ func TestSensuDeregistersWhileFluentdHangs(t *testing.T) {
 		"STEWARD_FLUENTD_FLUSH_INTERVAL=100ms",
 		"STEWARD_FLUSH_TIMEOUT=3s")
 	in := start(t, runOpts{env: env, command: []string{"sh", "-c", `seq 1 20000; while [ ! -f "$T/stop" ]; do sleep 0.05; done`}})
-	eventually(t, "registration", registered(p, "shop-5"))
+	testutil.Eventually(t, "registration", registered(p, "shop-5"))
 	os.WriteFile(filepath.Join(in.dir, "stop"), nil, 0o644)
 	in.wait()
 	if !deleted(p, "shop-5") {
@@ -430,14 +431,14 @@ func TestSensuAllowList(t *testing.T) {
   {"exec": "`+tampered+`", "args": [""], "sha512": "`+hex.EncodeToString(sum[:])+`"}
 ]`), 0o644)
 	in := start(t, runOpts{env: append(sensuEnv(p, "shop-8"), "STEWARD_SENSU_ALLOW_LIST="+list), command: []string{"sleep", "1000"}})
-	eventually(t, "registration", registered(p, "shop-8"))
-	eventually(t, "the session", func() bool { return p.Connected("shop-8") })
+	testutil.Eventually(t, "registration", registered(p, "shop-8"))
+	testutil.Eventually(t, "the session", func() bool { return p.Connected("shop-8") })
 	ask := func(name, command string) *corev2.Check {
 		cfg := corev2.FixtureCheckConfig(name)
 		cfg.Command = command
 		req, _ := json.Marshal(&corev2.CheckRequest{Config: cfg, Issued: 1})
 		p.Publish("default", "entity:shop-8", req)
-		eventually(t, name+"'s result", func() bool { return len(sentEvents(t, p, name)) > 0 })
+		testutil.Eventually(t, name+"'s result", func() bool { return len(sentEvents(t, p, name)) > 0 })
 		return sentEvents(t, p, name)[0].Check
 	}
 	if c := ask("allowed", script+" --quick"); c.Status != 0 || strings.TrimSpace(c.Output) != "app fine --quick" {

@@ -75,7 +75,7 @@ func serviceCommand(args []string, stdout, stderr io.Writer) int {
 	name := fs.String("name", "steward", "service name")
 	system := fs.String("system", "", "service manager, instead of detecting it (e.g. linux-systemd)")
 	if err := fs.Parse(args[1:]); err != nil {
-		return exitUsage
+		return flagExit(err)
 	}
 
 	cfg := &configs.Config{}

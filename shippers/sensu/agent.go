@@ -29,6 +29,7 @@ import (
 
 	"github.com/stewardhq/steward/checks"
 	"github.com/stewardhq/steward/configs"
+	"github.com/stewardhq/steward/internal/backoff"
 )
 
 // Identity is who the agent reports as.
@@ -212,7 +213,7 @@ func (a *Agent) entity() *entity {
 // Stats returns the agent's counters.
 func (a *Agent) Stats() Stats {
 	return Stats{Connected: a.connected.Load(), Backend: a.backend.Load().(string), Sent: a.sent.Load(),
-		Dropped: a.queue.dropped.Load(), Queued: a.queue.len(), Reconnects: a.reconnects.Load(), Requests: a.requests.Load(),
+		Dropped: a.queue.dropped.Total(), Queued: a.queue.len(), Reconnects: a.reconnects.Load(), Requests: a.requests.Load(),
 		Refused: a.refused.Load(), Coalesced: a.queue.coalesced.Load()}
 }
 
@@ -294,7 +295,7 @@ func (a *Agent) keepalive(seq int64) message {
 
 func (a *Agent) run() {
 	defer close(a.done)
-	delay := retryMin
+	delay := backoff.Backoff{Initial: retryMin, Max: retryMax}
 	for i := 0; ; i++ {
 		if a.runCtx.Err() != nil {
 			return
@@ -310,16 +311,15 @@ func (a *Agent) run() {
 			if !finishing && (i+1)%len(a.cfg.BackendURLs) == 0 {
 				// Every backend failed once: wait before the next round.
 				select {
-				case <-time.After(delay):
+				case <-time.After(delay.Next()):
 				case <-a.finishing:
 				case <-a.runCtx.Done():
 					return
 				}
-				delay = min(delay*2, retryMax)
 			}
 			continue
 		}
-		delay = retryMin
+		delay.Reset()
 		if i > 0 {
 			a.reconnects.Add(1)
 		}
@@ -604,6 +604,6 @@ func (a *Agent) close(ctx context.Context) error {
 	}
 	a.runCancel()
 	a.log.Info("sensu: agent stopped", "took", time.Since(start).Round(time.Millisecond),
-		"sent", a.sent.Load(), "dropped", a.queue.dropped.Load())
+		"sent", a.sent.Load(), "dropped", a.queue.dropped.Total())
 	return errors.Join(errs...)
 }
