@@ -9,6 +9,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/stewardhq/steward/internal/testutil"
 )
 
 // dockerCaps is Docker's default capability set (no SYS_PTRACE, SYS_ADMIN
@@ -53,7 +55,7 @@ command = ["sh", "-c", """
   exec sleep 1000
 """]
 `})
-	eventually(t, "the spy's attempts", func() bool { _, err := os.Stat(filepath.Join(in.dir, "mem.rc")); return err == nil })
+	testutil.Eventually(t, "the spy's attempts", func() bool { _, err := os.Stat(filepath.Join(in.dir, "mem.rc")); return err == nil })
 	read := func(name string) string { b, _ := os.ReadFile(filepath.Join(in.dir, name)); return string(b) }
 	if !strings.Contains(read("cmdline"), "steward") {
 		t.Fatalf("/proc/1 is not steward: %q", read("cmdline"))
@@ -99,7 +101,7 @@ http = "http://monitor:` + pw + `@` + closed + `/status"
 interval = "200ms"
 health = true
 `})
-	eventually(t, "the check's event", func() bool { return len(sentEvents(t, p, "api")) > 0 })
+	testutil.Eventually(t, "the check's event", func() bool { return len(sentEvents(t, p, "api")) > 0 })
 	ev := sentEvents(t, p, "api")[0].Check
 	resp, err := http.Get("http://" + addr + "/healthz")
 	if err != nil {
