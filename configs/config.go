@@ -117,6 +117,10 @@ type Program struct {
 	// Logs is how the program's lines are forwarded (shippers/fluentd).
 	Logs *ProgramLogs `toml:"logs"`
 
+	// MetricsURL is the program's Prometheus endpoint, scraped every
+	// metrics interval (README: App metrics).
+	MetricsURL string `toml:"metrics_url"`
+
 	// Resolved by validation.
 	Cred *Credential `toml:"-"`
 }
