@@ -27,6 +27,11 @@ type Metrics struct {
 	// under; "/" in a container, e.g. "/host" for a sidecar that mounts
 	// the host's.
 	Root string `toml:"root"`
+
+	// The app's own metrics (configs/appmetrics.go).
+	StatsD StatsD `toml:"statsd"`
+	Relay  Relay  `toml:"relay"`
+	Scrape Scrape `toml:"scrape"`
 }
 
 // Metrics defaults and the collectors known.
@@ -43,6 +48,9 @@ func (m *Metrics) setDefaults() {
 	m.Collectors = slices.Clone(MetricsCollectors)
 	m.ExcludeInterfaces = []string{"lo"}
 	m.Root = "/"
+	m.StatsD.setDefaults()
+	m.Relay.setDefaults()
+	m.Scrape.setDefaults()
 }
 
 // MetricsEnabled reports whether metrics are collected at all.

@@ -30,6 +30,7 @@ var sections = []section{
 	{name: "sensu", derive: deriveSensu, validate: validateSensu, resolve: resolveSensu},
 	{name: "metrics", derive: deriveMetrics, validate: validateMetrics},
 	{name: "graphite", validate: validateGraphite},
+	{name: "app metrics (metrics.statsd, metrics.relay, metrics.scrape, metrics_url, output_metric_format)", validate: validateAppMetrics},
 	{name: "fluentd", derive: deriveFluentd, validate: validateFluentd},
 }
 

@@ -189,3 +189,18 @@ func (c *carbon) stored(series string, from int64) int {
 	}
 	return n
 }
+
+// want waits until the newest value carbon stored for series passes ok.
+func (c *carbon) want(what, series string, ok func(v float64) bool) {
+	c.t.Helper()
+	var last float64
+	var have bool
+	testutil.Eventually(c.t, what+" in carbon ("+series+")", func() bool {
+		last, have = c.last(series)
+		return have && ok(last)
+	})
+	c.t.Logf("%s = %v", series, last)
+}
+
+func eq(x float64) func(float64) bool      { return func(v float64) bool { return v == x } }
+func atLeast(x float64) func(float64) bool { return func(v float64) bool { return v >= x } }

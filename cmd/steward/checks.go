@@ -23,6 +23,9 @@ func startChecks(ctx context.Context, w *wiring) (component, error) {
 	w.health = checks.NewHealth(w.cfg.Health.GracePeriod.D(), list)
 	w.sources.add(healthMetrics(w.health))
 	publish := func(r checks.Report) {
+		if w.checkMetrics != nil {
+			w.checkMetrics.Record(r)
+		}
 		w.health.Record(r)
 		w.results.Publish(r)
 	}

@@ -16,6 +16,7 @@ import (
 	"sync"
 
 	"github.com/stewardhq/steward/checks"
+	"github.com/stewardhq/steward/collectors/checkmetrics"
 	"github.com/stewardhq/steward/configs"
 	"github.com/stewardhq/steward/control"
 	"github.com/stewardhq/steward/internal/buildinfo"
@@ -207,6 +208,9 @@ type wiring struct {
 	reload func(ctx context.Context) (reloadResult, error)
 	// sources are the components' own figures for the metrics.
 	sources *metricSources
+	// checkMetrics parses the output of checks with an
+	// output_metric_format; nil when there is none.
+	checkMetrics *checkmetrics.MetricOutputs
 }
 
 // starters build the components in order. Each returns nil when its feature
