@@ -24,6 +24,7 @@ var EnvSettings = []EnvSetting{
 	{Name: "STEWARD_APP", Key: "steward.app"},
 	{Name: "STEWARD_VERSION", Key: "steward.version"},
 	{Name: "STEWARD_HOST", Key: "steward.host"},
+	{Name: "STEWARD_CONTAINER_NAME", Key: "steward.container_name"},
 	{Name: "STEWARD_LOG_LEVEL", Key: "steward.log_level"},
 	{Name: "STEWARD_LOG_FORMAT", Key: "steward.log_format"},
 	{Name: "STEWARD_SHUTDOWN_TIMEOUT", Key: "steward.shutdown_timeout"},

@@ -125,17 +125,17 @@ func validateSensu(d *decoder, cfg *Config) {
 	for _, u := range s.BackendURLs {
 		p, err := url.Parse(u)
 		if err != nil || (p.Scheme != "ws" && p.Scheme != "wss") || p.Host == "" {
-			d.add("", "sensu.backend_url", "%q is not a ws:// or wss:// URL", redactURL(u))
+			d.add("", "sensu.backend_url", "%q is not a ws:// or wss:// URL", RedactURL(u))
 		} else if p.User != nil {
-			d.add("", "sensu.backend_url", "%q carries a user and password, which the agent transport cannot use: set sensu.user and STEWARD_SENSU_PASSWORD", redactURL(u))
+			d.add("", "sensu.backend_url", "%q carries a user and password, which the agent transport cannot use: set sensu.user and STEWARD_SENSU_PASSWORD", RedactURL(u))
 		}
 	}
 	if s.APIURL != "" {
 		p, err := url.Parse(s.APIURL)
 		if err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
-			d.add("", "sensu.api_url", "%q is not an http:// or https:// URL", redactURL(s.APIURL))
+			d.add("", "sensu.api_url", "%q is not an http:// or https:// URL", RedactURL(s.APIURL))
 		} else if p.User != nil {
-			d.add("", "sensu.api_url", "%q carries a user and password, which the API does not take: set STEWARD_SENSU_API_KEY", redactURL(s.APIURL))
+			d.add("", "sensu.api_url", "%q carries a user and password, which the API does not take: set STEWARD_SENSU_API_KEY", RedactURL(s.APIURL))
 		}
 	}
 	if s.APIKey != "" && s.APIURL == "" {
@@ -201,7 +201,7 @@ func resolveSensu(d *decoder, cfg *Config) {
 }
 
 // redactURL drops a password written into a URL, so it is never printed.
-func redactURL(s string) string {
+func RedactURL(s string) string {
 	u, err := url.Parse(s)
 	if err != nil {
 		return "(unparsable URL)"

@@ -204,7 +204,7 @@ func (d *decoder) validateProbe(key string, pr *Probe) {
 	if pr.HTTP != "" {
 		set++
 		if u, err := url.Parse(pr.HTTP); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			d.add("", key+".http", "%q is not an http:// or https:// URL", pr.HTTP)
+			d.add("", key+".http", "%q is not an http:// or https:// URL", RedactURL(pr.HTTP))
 		}
 	}
 	if len(pr.Command) > 0 {

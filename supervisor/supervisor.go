@@ -117,6 +117,14 @@ func New(cfg Config, log *slog.Logger, opts ...Option) (*Supervisor, error) {
 	if err != nil {
 		return nil, fmt.Errorf("supervisor: %w", err)
 	}
+	// Non-dumpable before any program starts: steward's memory and its
+	// original environment (/proc/1/environ shows the block it was exec'd
+	// with, secrets included, whatever steward unsets since) then need
+	// CAP_SYS_PTRACE to read, which a container's programs lack (Docker
+	// drops it), root or not. Programs are dumpable again: execve resets it.
+	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
+		return nil, fmt.Errorf("supervisor: make steward non-dumpable: %w", err)
+	}
 	if os.Getpid() != 1 {
 		if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
 			return nil, fmt.Errorf("supervisor: become child subreaper: %w", err)

@@ -16,9 +16,9 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"math/rand/v2"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"slices"
 	"strings"
@@ -93,6 +93,9 @@ type Agent struct {
 
 	entityTemplate entity
 	queue          *queue
+	// backends are the backend URLs in this agent's own random order, as
+	// sensu-agent shuffles them: a fleet spreads over a cluster.
+	backends []string
 	pace           *pacer
 
 	seqMu sync.Mutex
@@ -155,6 +158,8 @@ func New(cfg *configs.Sensu, id Identity, ex checks.Executor, log *slog.Logger) 
 		done:      make(chan struct{}),
 		finishing: make(chan struct{}),
 	}
+	a.backends = slices.Clone(cfg.BackendURLs)
+	rand.Shuffle(len(a.backends), func(i, j int) { a.backends[i], a.backends[j] = a.backends[j], a.backends[i] })
 	a.queue = newQueue(cfg.QueueSize, a.log)
 	a.pace = newPacer(cfg.EventSpacing.D(), cfg.APIKey != "")
 	a.header = a.transportHeader()
@@ -302,14 +307,14 @@ func (a *Agent) run() {
 			return
 		}
 		finishing := a.isFinishing()
-		u := a.cfg.BackendURLs[i%len(a.cfg.BackendURLs)]
+		u := a.backends[i%len(a.backends)]
 		conn, err := a.dial(u)
 		if err != nil {
-			if finishing && i+1 >= len(a.cfg.BackendURLs) {
+			if finishing && i+1 >= len(a.backends) {
 				a.log.Warn("sensu: no backend reachable to send the last events", "queued", a.queue.len())
 				return
 			}
-			if !finishing && (i+1)%len(a.cfg.BackendURLs) == 0 {
+			if !finishing && (i+1)%len(a.backends) == 0 {
 				// Every backend failed once: wait before the next round.
 				select {
 				case <-time.After(delay.Next()):
@@ -344,7 +349,7 @@ func (a *Agent) isFinishing() bool {
 // dial connects to one backend. Handshake failures are logged once each,
 // naming the cause, never the password.
 func (a *Agent) dial(rawURL string) (*websocket.Conn, error) {
-	shown := redact(rawURL)
+	shown := configs.RedactURL(rawURL)
 	// gorilla/websocket stops a handshake at its timeout, not when the
 	// context is cancelled; closing the raw connection at cancellation keeps
 	// a hanging backend from holding up a stop.
@@ -401,20 +406,12 @@ func (a *Agent) dial(rawURL string) (*websocket.Conn, error) {
 	return conn, nil
 }
 
-func redact(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "(unparsable URL)"
-	}
-	return u.Redacted()
-}
-
 // session runs one connection: a keepalive at once and every interval,
 // queued events as they come, check requests from the backend. It returns
 // true once the agent has finished (last events sent, connection closed).
 func (a *Agent) session(conn *websocket.Conn, rawURL string) (finished bool) {
 	a.connected.Store(true)
-	a.backend.Store(redact(rawURL))
+	a.backend.Store(configs.RedactURL(rawURL))
 	defer func() {
 		a.connected.Store(false)
 		a.backend.Store("")
