@@ -3,8 +3,8 @@ package main
 import (
 	"fmt"
 	"io"
-	"net/http"
 	"net"
+	"net/http"
 	"strings"
 	"syscall"
 	"testing"
