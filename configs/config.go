@@ -189,6 +189,15 @@ func (c *Config) MainProgram() *Program {
 	return nil
 }
 
+// ProgramList returns the programs in the config's order.
+func (c *Config) ProgramList() []*Program {
+	list := make([]*Program, 0, len(c.Order))
+	for _, name := range c.Order {
+		list = append(list, c.Programs[name])
+	}
+	return list
+}
+
 // Forwards reports whether signals steward receives go to p.
 func (p *Program) Forwards() bool {
 	if p.ForwardSignals != nil {

@@ -47,6 +47,11 @@ type Sensu struct {
 	QueueSize int `toml:"queue_size"`
 	// MaxOutputBytes caps the output of checks the backend requests.
 	MaxOutputBytes int `toml:"max_output_bytes"`
+	// EventSpacing is the least time between two results of one check sent
+	// to the backend without an API key to see them stored: the backend
+	// stores events asynchronously and loses one of two that arrive
+	// together.
+	EventSpacing Duration `toml:"event_spacing"`
 
 	TrustedCAFile         string `toml:"trusted_ca_file"`
 	InsecureSkipTLSVerify bool   `toml:"insecure_skip_tls_verify"`
@@ -60,6 +65,7 @@ const (
 	DefaultKeepaliveWarning       = 120 * time.Second
 	DefaultSensuQueueSize         = 1000
 	DefaultSensuMaxOutputBytes    = 64 * 1024
+	DefaultSensuEventSpacing      = time.Second
 	minimumKeepaliveTimeout       = 5 * time.Second // sensu-agent's minimum
 	DefaultSensuManagedEntityFlag = true
 )
@@ -73,6 +79,7 @@ func (s *Sensu) setDefaults() {
 	s.KeepaliveWarningTimeout = Duration(DefaultKeepaliveWarning)
 	s.QueueSize = DefaultSensuQueueSize
 	s.MaxOutputBytes = DefaultSensuMaxOutputBytes
+	s.EventSpacing = Duration(DefaultSensuEventSpacing)
 }
 
 // Enabled reports whether steward should act as a Sensu agent.
@@ -129,6 +136,9 @@ func validateSensu(d *decoder, cfg *Config) {
 	}
 	if s.QueueSize < 1 {
 		d.add("", "sensu.queue_size", "must be at least 1")
+	}
+	if s.EventSpacing < Duration(10*time.Millisecond) || s.EventSpacing > Duration(time.Minute) {
+		d.add("", "sensu.event_spacing", "must be between 10ms and 1m")
 	}
 	if s.MaxOutputBytes < 256 {
 		d.add("", "sensu.max_output_bytes", "must be at least 256")

@@ -28,11 +28,17 @@ func loadConfig(t *testing.T, body string) *configs.Config {
 	return cfg
 }
 
+// configOf is the supervisor's part of cfg, as cmd/steward builds it.
+func configOf(cfg *configs.Config) Config {
+	return Config{Programs: cfg.ProgramList(), ShutdownTimeout: cfg.Steward.ShutdownTimeout.D(),
+		SuccessExitCodes: cfg.Steward.SuccessExitCodes, MaxLineBytes: cfg.Steward.MaxLineBytes}
+}
+
 // running starts a supervisor in this process and returns it with a
 // channel that gets Run's exit code.
 func running(t *testing.T, cfg *configs.Config) (*Supervisor, chan int) {
 	t.Helper()
-	s, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), WithOutput(io.Discard, io.Discard))
+	s, err := New(configOf(cfg), slog.New(slog.NewTextHandler(io.Discard, nil)), WithOutput(io.Discard, io.Discard))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -204,7 +210,7 @@ command = ["sleep", "999"]
 start_secs = 0
 `)
 	next.Programs["b"].Command = []string{"sleep", "998"}
-	res, err := s.Reload(context.Background(), next)
+	res, err := s.Reload(context.Background(), next.ProgramList())
 	if err != nil {
 		t.Fatal(err)
 	}

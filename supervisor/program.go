@@ -444,6 +444,9 @@ type ProgramStatus struct {
 	// start_secs).
 	Ready bool
 	Main  bool
+	// Oneshot and HasProbe come from the definition the program runs
+	// with, which a reload may have replaced.
+	Oneshot, HasProbe bool
 }
 
 // Status returns a snapshot of every program, or nil once Run has ended.
@@ -452,7 +455,8 @@ func (s *Supervisor) Status(ctx context.Context) []ProgramStatus {
 	s.call(ctx, func() {
 		for _, p := range s.programs {
 			ps := ProgramStatus{Name: p.name, State: p.state, PID: p.pid, Restarts: p.restarts,
-				LastExitCode: -1, Ready: p.readyNow, Main: p.spec.Main}
+				LastExitCode: -1, Ready: p.readyNow, Main: p.spec.Main,
+				Oneshot: p.spec.Kind == configs.KindOneshot, HasProbe: p.spec.Ready != nil}
 			if p.pid != 0 {
 				ps.StartedAt = p.startedAt
 			}
@@ -546,7 +550,7 @@ func (s *Supervisor) startCapture(p *program, pid int, st *stdio) {
 		go func(r *os.File) {
 			defer s.captures.Done()
 			defer r.Close()
-			if err := c.run(r, s.cfg.Steward.MaxLineBytes); err != nil {
+			if err := c.run(r, s.cfg.MaxLineBytes); err != nil {
 				s.log.Warn("reading program output", "program", p.name, "source", c.source, "err", err)
 			}
 		}(pipe.r)

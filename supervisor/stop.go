@@ -35,7 +35,7 @@ func (s *Supervisor) beginShutdown(reason string, code *int) {
 	if code != nil && !s.exitSet {
 		s.exitCode, s.exitSet = *code, true
 	}
-	s.log.Info("stopping all programs", "reason", reason, "timeout", s.cfg.Steward.ShutdownTimeout.D())
+	s.log.Info("stopping all programs", "reason", reason, "timeout", s.cfg.ShutdownTimeout)
 	s.events.Publish(Event{Time: s.shutdownStart, Kind: EventShutdown, Message: reason})
 	for _, p := range s.programs {
 		if p.state == StateWaiting || p.state == StateBackoff {
@@ -43,7 +43,7 @@ func (s *Supervisor) beginShutdown(reason string, code *int) {
 			p.state = StateStopped
 		}
 	}
-	s.deadline = time.AfterFunc(s.cfg.Steward.ShutdownTimeout.D(), func() { s.post(s.onDeadline) })
+	s.deadline = time.AfterFunc(s.cfg.ShutdownTimeout, func() { s.post(s.onDeadline) })
 	s.advanceStop()
 }
 
@@ -134,7 +134,7 @@ func (s *Supervisor) onDeadline() {
 	if s.finished {
 		return
 	}
-	s.log.Warn("shutdown timeout reached, killing what is left", "timeout", s.cfg.Steward.ShutdownTimeout.D())
+	s.log.Warn("shutdown timeout reached, killing what is left", "timeout", s.cfg.ShutdownTimeout)
 	for _, p := range s.programs {
 		if p.alive() {
 			s.kill(p)

@@ -30,9 +30,28 @@ var ForwardedSignals = []os.Signal{
 	syscall.SIGCONT, syscall.SIGPWR, syscall.SIGTSTP,
 }
 
+// Config is what the supervisor takes from steward's configuration; cmd/
+// builds it from a configs snapshot. The program definitions are shared
+// with that snapshot and, like it, never changed.
+type Config struct {
+	// Programs in the config's order (which breaks ties in start order).
+	Programs []*configs.Program
+	// ShutdownTimeout bounds the whole stop; what is still alive then is
+	// killed.
+	ShutdownTimeout time.Duration
+	// SuccessExitCodes of the main program are reported as 0.
+	SuccessExitCodes []int
+	// OutputPrefix puts "[program] " before copied lines: auto (more than
+	// one program), always, never.
+	OutputPrefix     string
+	OutputTimestamps bool
+	// MaxLineBytes is the longest line kept whole.
+	MaxLineBytes int
+}
+
 // Supervisor runs the programs of one configuration.
 type Supervisor struct {
-	cfg     *configs.Config
+	cfg     Config
 	log     *slog.Logger
 	reaper  *reaper
 	env     []string // inherited environment, secrets removed
@@ -46,8 +65,11 @@ type Supervisor struct {
 	logs   *Stream[LogRecord]
 	events *Stream[Event]
 
-	programs   []*program // in start order
-	byName     map[string]*program
+	programs []*program // in start order
+	byName   map[string]*program
+	// order is the config's order of the programs, the supervisor's own:
+	// a reload replaces it as a whole, on the loop.
+	order      []string
 	dependents map[*program][]*program
 
 	inbox    mailbox
@@ -89,7 +111,7 @@ func WithEnviron(environ []string) Option {
 // New prepares a supervisor for cfg. It starts the reaper at once and, when
 // steward is not PID 1, makes it a child subreaper, so that orphans of the
 // programs are reaped here rather than by the host's init.
-func New(cfg *configs.Config, log *slog.Logger, opts ...Option) (*Supervisor, error) {
+func New(cfg Config, log *slog.Logger, opts ...Option) (*Supervisor, error) {
 	devNull, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
 	if err != nil {
 		return nil, fmt.Errorf("supervisor: %w", err)
@@ -104,7 +126,7 @@ func New(cfg *configs.Config, log *slog.Logger, opts ...Option) (*Supervisor, er
 		log:      log,
 		env:      baseEnv(os.Environ()),
 		devNull:  devNull,
-		out:      &output{stdout: os.Stdout, stderr: os.Stderr, timestamps: cfg.Steward.OutputTimestamps},
+		out:      &output{stdout: os.Stdout, stderr: os.Stderr, timestamps: cfg.OutputTimestamps},
 		logs:     NewStream[LogRecord]("logs", log),
 		events:   NewStream[Event]("events", log),
 		byName:   map[string]*program{},
@@ -119,32 +141,28 @@ func New(cfg *configs.Config, log *slog.Logger, opts ...Option) (*Supervisor, er
 	if _, err := unix.IoctlGetInt(0, unix.TIOCGPGRP); err == nil {
 		s.stdinTTY = true
 	}
-	switch cfg.Steward.OutputPrefix {
+	switch cfg.OutputPrefix {
 	case "always":
 		s.prefix = true
 	case "auto":
 		s.prefix = len(cfg.Programs) > 1
 	}
-	for _, name := range startOrder(cfg) {
-		p := newProgram(cfg.Programs[name], s.env)
+	for _, spec := range cfg.Programs {
+		p := newProgram(spec, s.env)
 		s.programs = append(s.programs, p)
-		s.byName[name] = p
+		s.byName[p.name] = p
+		s.order = append(s.order, p.name)
 	}
-	s.dependents = map[*program][]*program{}
-	for _, p := range s.programs {
-		for _, dep := range p.spec.DependsOn {
-			d := s.byName[dep.Name]
-			s.dependents[d] = append(s.dependents[d], p)
-		}
-	}
+	s.cfg.Programs = nil // the programs live in s.programs from here on
+	s.reorder()
 	s.reaper = processReaper()
 	return s, nil
 }
 
 // startOrder sorts programs so each comes after its dependencies, ties kept
 // in the config's order. The config has no cycles.
-func startOrder(cfg *configs.Config) []string {
-	var order []string
+func startOrder(order []string, specs func(name string) *configs.Program) []string {
+	var sorted []string
 	placed := map[string]bool{}
 	var place func(name string)
 	place = func(name string) {
@@ -152,15 +170,17 @@ func startOrder(cfg *configs.Config) []string {
 			return
 		}
 		placed[name] = true
-		for _, dep := range cfg.Programs[name].DependsOn {
-			place(dep.Name)
+		if spec := specs(name); spec != nil {
+			for _, dep := range spec.DependsOn {
+				place(dep.Name)
+			}
 		}
-		order = append(order, name)
+		sorted = append(sorted, name)
 	}
-	for _, name := range cfg.Order {
+	for _, name := range order {
 		place(name)
 	}
-	return order
+	return sorted
 }
 
 // Logs is the stream of every line programs write.
@@ -206,7 +226,7 @@ func (s *Supervisor) Run(ctx context.Context) int {
 		}
 	}
 	code := s.exitCode
-	if slices.Contains(s.cfg.Steward.SuccessExitCodes, code) {
+	if slices.Contains(s.cfg.SuccessExitCodes, code) {
 		code = 0
 	}
 	return code

@@ -224,16 +224,14 @@ func TestProgramEnv(t *testing.T) {
 }
 
 func TestStartOrder(t *testing.T) {
-	cfg := &configs.Config{
-		Order: []string{"web", "db", "migrate", "worker"},
-		Programs: map[string]*configs.Program{
-			"web":     {DependsOn: []configs.Dependency{{Name: "migrate"}, {Name: "db"}}},
-			"db":      {},
-			"migrate": {DependsOn: []configs.Dependency{{Name: "db"}}},
-			"worker":  {},
-		},
+	specs := map[string]*configs.Program{
+		"web":     {DependsOn: []configs.Dependency{{Name: "migrate"}, {Name: "db"}}},
+		"db":      {},
+		"migrate": {DependsOn: []configs.Dependency{{Name: "db"}}},
+		"worker":  {},
 	}
-	if got := startOrder(cfg); !slices.Equal(got, []string{"db", "migrate", "web", "worker"}) {
+	order := []string{"web", "db", "migrate", "worker"}
+	if got := startOrder(order, func(name string) *configs.Program { return specs[name] }); !slices.Equal(got, []string{"db", "migrate", "web", "worker"}) {
 		t.Fatalf("order %v", got)
 	}
 }

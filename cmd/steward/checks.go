@@ -16,7 +16,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/stewardhq/steward/checks"
-	"github.com/stewardhq/steward/configs"
 	"github.com/stewardhq/steward/supervisor"
 )
 
@@ -235,10 +234,10 @@ func (pw *programWatcher) crashReport(name string, status checks.Status, output 
 }
 
 func (pw *programWatcher) report(st supervisor.ProgramStatus) checks.Report {
-	spec := pw.w.cfg.Programs[st.Name]
+	// The definition comes with the status: a reload may have replaced it.
 	ps := &checks.ProgramState{Name: st.Name, State: st.State.String(), PID: st.PID, Restarts: st.Restarts,
-		LastExitCode: st.LastExitCode, Main: st.Main, Oneshot: spec != nil && spec.Kind == configs.KindOneshot,
-		HasProbe: spec != nil && spec.Ready != nil, LastSignal: pw.lastSignal[st.Name],
+		LastExitCode: st.LastExitCode, Main: st.Main, Oneshot: st.Oneshot,
+		HasProbe: st.HasProbe, LastSignal: pw.lastSignal[st.Name],
 		OOMKilled: pw.oomKilled[st.Name], Reason: pw.reason[st.Name]}
 	ps.Ready = pw.readyNow[st.Name]
 	if _, seen := pw.readyNow[st.Name]; !seen {

@@ -282,7 +282,7 @@ func (c *ctl) reload(ctx context.Context) (reloadResult, error) {
 		return reloadResult{}, err
 	}
 	res := reloadResult{NotApplied: changedSections(c.w.cfg, next)}
-	if res.ReloadResult, err = c.w.sup.Reload(ctx, next); err != nil {
+	if res.ReloadResult, err = c.w.sup.Reload(ctx, next.ProgramList()); err != nil {
 		return res, err
 	}
 	if len(res.NotApplied) > 0 {

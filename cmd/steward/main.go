@@ -198,6 +198,14 @@ var starters = []func(ctx context.Context, w *wiring) (component, error){
 	startMetrics, startLogs, startChecks, startSensu, startCtl, startHTTP, startControl,
 }
 
+// supervisorConfig is the supervisor's part of the config.
+func supervisorConfig(cfg *configs.Config) supervisor.Config {
+	s := cfg.Steward
+	return supervisor.Config{Programs: cfg.ProgramList(), ShutdownTimeout: s.ShutdownTimeout.D(),
+		SuccessExitCodes: s.SuccessExitCodes, OutputPrefix: s.OutputPrefix, OutputTimestamps: s.OutputTimestamps,
+		MaxLineBytes: s.MaxLineBytes}
+}
+
 func supervise(args []string, stderr io.Writer) int {
 	opts, err := parseArgs("steward", args, stderr)
 	if err != nil {
@@ -221,7 +229,7 @@ func supervise(args []string, stderr io.Writer) int {
 			}
 		}))
 	}
-	sup, err := supervisor.New(cfg, log, supOpts...)
+	sup, err := supervisor.New(supervisorConfig(cfg), log, supOpts...)
 	if err != nil {
 		log.Error("cannot start", "err", err)
 		return exitFailed

@@ -85,6 +85,7 @@ type Agent struct {
 
 	entityTemplate entity
 	queue          *queue
+	pace           *pacer
 
 	seqMu sync.Mutex
 	seq   map[string]int64
@@ -109,6 +110,7 @@ type Agent struct {
 	requests   atomic.Uint64
 
 	lastDialErr string
+	deregQueued bool // the run goroutine's
 }
 
 // New prepares the agent; Start connects it.
@@ -139,6 +141,7 @@ func New(cfg *configs.Sensu, id Identity, ex checks.Executor, log *slog.Logger) 
 		finishing: make(chan struct{}),
 	}
 	a.queue = newQueue(cfg.QueueSize, a.log)
+	a.pace = newPacer(cfg.EventSpacing.D(), cfg.APIKey != "")
 	a.header = a.transportHeader()
 	a.entityTemplate = a.newEntity()
 	a.backend.Store("")
@@ -231,13 +234,17 @@ func nonNil(s []string) []string {
 }
 
 func (a *Agent) enqueue(c *check) {
-	b, err := json.Marshal(a.newEvent(c))
+	ev := a.newEvent(c)
+	b, err := json.Marshal(ev)
 	if err != nil {
 		a.log.Error("sensu: encoding event", "check", c.Metadata.Name, "err", err)
 		return
 	}
-	a.queue.push(message{typ: msgEvent, payload: b})
+	a.queue.push(message{typ: msgEvent, payload: b, check: c.Metadata.Name, status: c.Status, id: ev.ID, seq: ev.Sequence})
 }
+
+// idle reports whether nothing waits to be sent and no result is in flight.
+func (a *Agent) idle() bool { return a.queue.len() == 0 && a.pace.idle(time.Now()) }
 
 func (a *Agent) newEvent(c *check) *event {
 	a.seqMu.Lock()
@@ -414,7 +421,30 @@ func (a *Agent) session(conn *websocket.Conn, rawURL string) (finished bool) {
 	defer keepalives.Stop()
 	pings := time.NewTicker(heartbeatInterval)
 	defer pings.Stop()
+	// due wakes the loop when a check held back by the pacer may go.
+	due := time.NewTimer(time.Hour)
+	defer due.Stop()
+	finishing := a.finishing
+	if a.isFinishing() {
+		finishing = nil
+		a.execStop()
+	}
 	for {
+		if err := a.flush(conn); err != nil {
+			a.log.Warn("sensu: connection lost", "err", err)
+			return false
+		}
+		// Without an API key nothing is deleted at the end, so nothing
+		// needs to be seen stored first.
+		if finishing == nil && a.queue.len() == 0 && (!a.pace.confirm || a.pace.idle(time.Now())) {
+			if done := a.finishOn(conn); done {
+				return true
+			}
+			continue // the deregistration event was queued
+		}
+		if next := a.pace.nextDue(); !next.IsZero() {
+			due.Reset(max(time.Until(next), time.Millisecond))
+		}
 		select {
 		case <-keepalives.C:
 			if err := sendKeepalive(); err != nil {
@@ -427,58 +457,60 @@ func (a *Agent) session(conn *websocket.Conn, rawURL string) (finished bool) {
 				return false
 			}
 		case <-a.queue.ready:
-			if err := a.flush(conn); err != nil {
-				a.log.Warn("sensu: connection lost", "err", err)
-				return false
-			}
+		case <-due.C:
 		case err := <-readErr:
 			if !a.isFinishing() {
 				a.log.Warn("sensu: connection lost", "err", err)
 			}
-			return a.isFinishing() && a.finishOn(conn)
-		case <-a.finishing:
-			return a.finishOn(conn)
+			return false
+		case <-finishing:
+			finishing = nil
+			a.execStop()
 		case <-a.runCtx.Done():
 			return true
 		}
 	}
 }
 
-// finishOn sends what is queued and the deregistration event, then closes
-// the connection. It reports false when the connection failed first, so
-// that run tries another backend within the flush deadline.
+// finishOn runs once everything queued has been sent and stored: it queues
+// the deregistration event the first time (reporting false: the session
+// sends it, paced like any event, so that it is stored before the entity is
+// deleted), then closes the connection and reports true.
 func (a *Agent) finishOn(conn *websocket.Conn) bool {
-	a.execStop()
-	if err := a.flush(conn); err != nil {
-		a.log.Warn("sensu: sending the last events", "err", err)
-		return false
-	}
-	if h := a.cfg.DeregistrationHandler; h != "" {
+	if h := a.cfg.DeregistrationHandler; h != "" && !a.deregQueued {
+		a.deregQueued = true
 		c := &check{Metadata: objectMeta{Name: deregistrationCheck, Namespace: a.cfg.Namespace},
 			Handlers: []string{h}, Interval: 1, Subscriptions: []string{}, EnvVars: []string{},
 			OutputMetricHandlers: []string{}, Pipelines: []any{},
 			Executed: time.Now().Unix(), Output: "entity deregistered: the container stopped", Status: 1}
-		b, _ := json.Marshal(a.newEvent(c))
-		if err := a.write(conn, message{typ: msgEvent, payload: b}); err != nil {
-			a.log.Warn("sensu: sending the deregistration event", "err", err)
-			return false
-		}
+		a.enqueue(c)
+		return false
 	}
 	_ = conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, "steward stopping"), a.deadline())
 	return true
 }
 
+// flush sends every queued message the pacer lets go now.
 func (a *Agent) flush(conn *websocket.Conn) error {
-	msgs := a.queue.take()
-	for i, m := range msgs {
+	for {
+		now := time.Now()
+		m, ok := a.queue.next(func(check string) bool { return a.pace.ready(check, now) })
+		if !ok {
+			return nil
+		}
 		if err := a.write(conn, m); err != nil {
 			// Maybe sent, maybe not: sent again on the next connection
 			// (at least once, as sensu-agent).
-			a.queue.pushFront(msgs[i:])
+			a.queue.pushFront(m)
 			return err
 		}
+		if m.check != "" {
+			f := a.pace.sent(m.check, now)
+			if a.pace.confirm {
+				go a.confirmStored(a.runCtx, m, f)
+			}
+		}
 	}
-	return nil
 }
 
 func (a *Agent) deadline() time.Time {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -32,7 +33,7 @@ func executor(t *testing.T) checks.Executor {
 		if err != nil {
 			panic(err)
 		}
-		realExec, err = supervisor.New(cfg, slog.New(slog.DiscardHandler))
+		realExec, err = supervisor.New(supervisor.Config{Programs: cfg.ProgramList()}, slog.New(slog.DiscardHandler))
 		if err != nil {
 			panic(err)
 		}
@@ -80,6 +81,7 @@ func testConfig(p *sensupeer.Peer) *configs.Sensu {
 	c.KeepaliveInterval = configs.Duration(20 * time.Second)
 	c.KeepaliveWarningTimeout = configs.Duration(120 * time.Second)
 	c.QueueSize, c.MaxOutputBytes = 100, 4096
+	c.EventSpacing = configs.Duration(configs.DefaultSensuEventSpacing)
 	c.BackendURLs = []string{p.AgentURL()}
 	c.Password = testPassword
 	c.EntityName = "web-7f9c"
@@ -389,9 +391,39 @@ func TestQueueDropsOldestWhenFull(t *testing.T) {
 	for i := range 5 {
 		q.push(message{typ: "event", payload: []byte{byte('0' + i)}})
 	}
-	got := q.take()
+	var got []message
+	for {
+		m, ok := q.next(func(string) bool { return true })
+		if !ok {
+			break
+		}
+		got = append(got, m)
+	}
 	if len(got) != 3 || string(got[0].payload) != "2" || q.dropped.Load() != 2 {
 		t.Fatalf("kept %d, first %q, dropped %d", len(got), got[0].payload, q.dropped.Load())
+	}
+}
+
+// TestQueueCoalescesRepeatsOnly: a waiting result of the same check and
+// status is replaced; a change of status never is.
+func TestQueueCoalescesRepeatsOnly(t *testing.T) {
+	q := newQueue(100, slog.New(slog.DiscardHandler))
+	for i, s := range []uint32{0, 0, 2, 2, 2, 0, 1, 0, 0} {
+		q.push(message{typ: "event", check: "c", status: s, seq: int64(i)})
+		q.push(message{typ: "event", check: "other", status: 0, seq: int64(i)})
+	}
+	var statuses []uint32
+	var held int
+	for {
+		m, ok := q.next(func(c string) bool { return c == "c" })
+		if !ok {
+			break
+		}
+		statuses = append(statuses, m.status)
+	}
+	held = q.len()
+	if !slices.Equal(statuses, []uint32{0, 2, 0, 1, 0}) || held != 1 || q.coalesced.Load() != 4+8 {
+		t.Fatalf("sent %v, held %d, coalesced %d", statuses, held, q.coalesced.Load())
 	}
 }
 
