@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/stewardhq/steward/configs"
-	"github.com/stewardhq/steward/hostservice"
+	"github.com/stewardhq/steward/internal/hostservice"
 )
 
 const serviceUsage = `Usage: steward service install|uninstall|start|stop|restart|status [flags]
