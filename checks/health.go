@@ -140,12 +140,3 @@ func (h *Health) Report() HealthReport {
 	rep.NotReady = slices.Compact(notReady)
 	return rep
 }
-
-func sortedNames[V any](m map[string]V) []string {
-	names := make([]string, 0, len(m))
-	for k := range m {
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	return names
-}

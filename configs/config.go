@@ -27,6 +27,10 @@ type Config struct {
 	// Order lists program names in the order they appear in the file, then
 	// the command-line main program; it breaks ties in start order.
 	Order []string `toml:"-"`
+
+	// Warnings are what Options.DeferUsers turned from problems into
+	// remarks: users and groups this host does not know.
+	Warnings []Problem `toml:"-"`
 }
 
 // Steward holds settings of steward itself.
@@ -113,6 +117,10 @@ type Program struct {
 	// Logs is how the program's lines are forwarded (shippers/fluentd).
 	Logs *ProgramLogs `toml:"logs"`
 
+	// MetricsURL is the program's Prometheus endpoint, scraped every
+	// metrics interval (README: App metrics).
+	MetricsURL string `toml:"metrics_url"`
+
 	// Resolved by validation.
 	Cred *Credential `toml:"-"`
 }
@@ -178,6 +186,31 @@ const (
 	DefaultProbeTimeout    = 2 * time.Second
 	DefaultProbeMaxWait    = 60 * time.Second
 )
+
+func (s *Steward) setDefaults() {
+	s.LogLevel = "info"
+	s.LogFormat = "text"
+	s.ShutdownTimeout = Duration(DefaultShutdownTimeout)
+	s.FlushTimeout = Duration(DefaultFlushTimeout)
+	s.OutputPrefix = "auto"
+	s.MaxLineBytes = DefaultMaxLineBytes
+	s.LogBufferLines = DefaultLogBufferLines
+}
+
+func (p *Program) setDefaults() {
+	p.StartSecs = Duration(DefaultStartSecs)
+	p.StartRetries = DefaultStartRetries
+	p.BackoffInitial = Duration(DefaultBackoffInitial)
+	p.BackoffMax = Duration(DefaultBackoffMax)
+	p.StopSignal = Signal(15)
+	p.StopTimeout = Duration(DefaultStopTimeout)
+}
+
+func (p *Probe) setDefaults() {
+	p.Interval = Duration(DefaultProbeInterval)
+	p.Timeout = Duration(DefaultProbeTimeout)
+	p.MaxWait = Duration(DefaultProbeMaxWait)
+}
 
 // MainProgram returns the program marked main, or nil.
 func (c *Config) MainProgram() *Program {

@@ -277,8 +277,17 @@ func CheckTagTemplate(tmpl string) error {
 	return nil
 }
 
-func init() {
-	sectionValidators = append(sectionValidators, validateFluentd)
+func deriveFluentd(cfg *Config) {
+	f := cfg.Fluentd
+	if f == nil {
+		return
+	}
+	if f.SelfHostname == "" {
+		f.SelfHostname = cfg.Steward.Host
+	}
+	if f.Compress == "" {
+		f.Compress = "none"
+	}
 }
 
 func validateFluentd(d *decoder, cfg *Config) {
@@ -315,14 +324,8 @@ func validateFluentd(d *decoder, cfg *Config) {
 	if err := CheckTagTemplate(f.Tag); err != nil {
 		d.add("", "fluentd.tag", "%v", err)
 	}
-	if f.SelfHostname == "" {
-		f.SelfHostname = cfg.Steward.Host
-	}
 	if (f.Username != "" || f.Password != "") && f.SharedKey == "" {
 		d.add("", "fluentd.username", "user authentication is part of the shared-key handshake: set shared_key too")
-	}
-	if f.Compress == "" {
-		f.Compress = "none"
 	}
 	d.oneOf("fluentd.compress", f.Compress, "none", "gzip")
 	d.oneOf("fluentd.heartbeat", f.Heartbeat, "none", "udp")

@@ -53,8 +53,17 @@ func (h *Health) setDefaults() {
 	h.ProgramInterval = Duration(DefaultProgramInterval)
 }
 
-func init() {
-	sectionValidators = append(sectionValidators, validateLocalSurfaces)
+func (c *Control) setDefaults() {
+	c.LogLines = DefaultLogLines
+}
+
+func deriveLocalSurfaces(cfg *Config) {
+	h := &cfg.HTTP
+	if h.Addr == "" {
+		h.Addr = DefaultHTTPAddr
+	} else {
+		h.AddrSet = true
+	}
 }
 
 func validateLocalSurfaces(d *decoder, cfg *Config) {
@@ -65,11 +74,6 @@ func validateLocalSurfaces(d *decoder, cfg *Config) {
 		d.add("", "health.program_interval", "must be at least 1s")
 	}
 	h := &cfg.HTTP
-	if h.Addr == "" {
-		h.Addr = DefaultHTTPAddr
-	} else {
-		h.AddrSet = true
-	}
 	if !strings.EqualFold(h.Addr, HTTPOff) {
 		if _, _, err := net.SplitHostPort(h.Addr); err != nil {
 			d.add("", "http.addr", "%q is not host:port (or \"off\")", h.Addr)

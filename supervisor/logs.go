@@ -7,6 +7,8 @@ import (
 	"os"
 	"sync"
 	"time"
+
+	"github.com/stewardhq/steward/stream"
 )
 
 // LogRecord is one line (or one part of a cut line) a program wrote.
@@ -103,7 +105,7 @@ type capture struct {
 	prefix  []byte
 	dst     io.Writer
 	out     *output
-	records *Stream[LogRecord]
+	records *stream.Stream[LogRecord]
 	scratch []byte
 }
 

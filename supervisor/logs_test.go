@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"testing/iotest"
+
+	"github.com/stewardhq/steward/stream"
 )
 
 type splitPiece struct {
@@ -56,8 +58,8 @@ func TestSplitLines(t *testing.T) {
 // write and published as one batch, bytes kept as they were.
 func TestCapturePublishesOneBatchPerRead(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	records := NewStream[LogRecord]("logs", log)
-	sub := records.SubscribeBatches("test", BatchOptions[LogRecord]{MaxBatches: 10, MaxWeight: 1 << 20})
+	records := stream.New[LogRecord]("logs", log)
+	sub := records.SubscribeBatches("test", stream.BatchOptions[LogRecord]{MaxBatches: 10, MaxWeight: 1 << 20})
 	var out strings.Builder
 	c := &capture{program: "p", pid: 9, source: "stderr", prefix: []byte("[p] "), dst: &out, out: &output{}, records: records}
 	if err := c.run(strings.NewReader("one\ntwo \xff\x00\nthree"), 1024); err != nil {

@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/stewardhq/steward/configs"
+	"github.com/stewardhq/steward/stream"
 )
 
 // ForwardedSignals are the signals steward catches and passes on. SIGCHLD
@@ -62,8 +63,8 @@ type Supervisor struct {
 	// be put in its foreground.
 	stdinTTY bool
 
-	logs   *Stream[LogRecord]
-	events *Stream[Event]
+	logs   *stream.Stream[LogRecord]
+	events *stream.Stream[Event]
 
 	programs []*program // in start order
 	byName   map[string]*program
@@ -119,6 +120,14 @@ func New(cfg Config, log *slog.Logger, opts ...Option) (*Supervisor, error) {
 	if err != nil {
 		return nil, fmt.Errorf("supervisor: %w", err)
 	}
+	// Non-dumpable before any program starts: steward's memory and its
+	// original environment (/proc/1/environ shows the block it was exec'd
+	// with, secrets included, whatever steward unsets since) then need
+	// CAP_SYS_PTRACE to read, which a container's programs lack (Docker
+	// drops it), root or not. Programs are dumpable again: execve resets it.
+	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
+		return nil, fmt.Errorf("supervisor: make steward non-dumpable: %w", err)
+	}
 	if os.Getpid() != 1 {
 		if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
 			return nil, fmt.Errorf("supervisor: become child subreaper: %w", err)
@@ -130,8 +139,8 @@ func New(cfg Config, log *slog.Logger, opts ...Option) (*Supervisor, error) {
 		env:      baseEnv(os.Environ()),
 		devNull:  devNull,
 		out:      &output{stdout: os.Stdout, stderr: os.Stderr, timestamps: cfg.OutputTimestamps},
-		logs:     NewStream[LogRecord]("logs", log),
-		events:   NewStream[Event]("events", log),
+		logs:     stream.New[LogRecord]("logs", log),
+		events:   stream.New[Event]("events", log),
 		byName:   map[string]*program{},
 		loopDone: make(chan struct{}),
 		started:  make(chan struct{}),
@@ -188,10 +197,10 @@ func startOrder(order []string, specs func(name string) *configs.Program) []stri
 }
 
 // Logs is the stream of every line programs write.
-func (s *Supervisor) Logs() *Stream[LogRecord] { return s.logs }
+func (s *Supervisor) Logs() *stream.Stream[LogRecord] { return s.logs }
 
 // Events is the stream of program events.
-func (s *Supervisor) Events() *Stream[Event] { return s.events }
+func (s *Supervisor) Events() *stream.Stream[Event] { return s.events }
 
 // Started is closed once Run has started the programs whose dependencies
 // were met at once (the main program, in a plain `steward -- CMD`), or has

@@ -11,7 +11,6 @@
 package main
 
 import (
-	"bytes"
 	"flag"
 	"fmt"
 	"os"
@@ -27,6 +26,8 @@ import (
 
 	"github.com/fluent/fluent-logger-golang/fluent"
 
+	"github.com/stewardhq/steward/internal/proc"
+	"github.com/stewardhq/steward/internal/testutil"
 	"github.com/stewardhq/steward/shippers/fluentd/fluentdtest"
 )
 
@@ -139,7 +140,7 @@ command = [%q, "%d"]
 	cmd := exec.Command(steward, "--config", conf)
 	devNull, _ := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
 	defer devNull.Close()
-	var stderr lockedBuffer
+	var stderr testutil.LockedBuffer
 	cmd.Stdout, cmd.Stderr = devNull, &stderr
 	if os.Geteuid() == 0 {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID}
@@ -178,33 +179,13 @@ command = [%q, "%d"]
 	return float64(n) / elapsed.Seconds(), cpu / (float64(n) / 1e6), nil
 }
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // cpuSeconds reads utime+stime of pid from /proc (clock ticks of 1/100 s).
 func cpuSeconds(pid int) float64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	st, err := proc.ReadStat("/proc", pid)
 	if err != nil {
 		return 0
 	}
-	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
-	ut, _ := strconv.ParseFloat(f[11], 64)
-	st, _ := strconv.ParseFloat(f[12], 64)
-	return (ut + st) / 100
+	return float64(st.Utime+st.Stime) / 100
 }
 
 // runBaseline posts records like steward's, one at a time, each waiting

@@ -5,10 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -16,6 +13,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/stewardhq/steward/checks"
+	"github.com/stewardhq/steward/collectors"
+	"github.com/stewardhq/steward/stream"
 	"github.com/stewardhq/steward/supervisor"
 )
 
@@ -32,6 +31,9 @@ func startChecks(ctx context.Context, w *wiring) (component, error) {
 	w.health = checks.NewHealth(w.cfg.Health.GracePeriod.D(), list)
 	w.sources.add(healthMetrics(w.health))
 	publish := func(r checks.Report) {
+		if w.checkMetrics != nil {
+			w.checkMetrics.Record(r)
+		}
 		w.health.Record(r)
 		w.results.Publish(r)
 	}
@@ -93,7 +95,7 @@ func (c *checksComponent) Close(ctx context.Context) error {
 // again each health.program_interval.
 type programWatcher struct {
 	w        *wiring
-	sub      *supervisor.Subscription[supervisor.Event]
+	sub      *stream.Subscription[supervisor.Event]
 	interval time.Duration
 
 	mu         sync.Mutex
@@ -117,7 +119,7 @@ func newProgramWatcher(w *wiring) *programWatcher {
 		sub:      w.sup.Events().Subscribe("program checks", 1024),
 		readyNow: map[string]bool{}, lastSignal: map[string]syscall.Signal{}, oomKilled: map[string]bool{},
 		reason: map[string]string{}, sentStatus: map[string]checks.Status{}}
-	pw.oomSeen, _ = oomKills(cgroupRoot)
+	pw.oomSeen, _ = collectors.OOMKills(cgroupRoot)
 	return pw
 }
 
@@ -194,7 +196,7 @@ func (pw *programWatcher) note(ev *supervisor.Event) *checks.Report {
 		pw.readyNow[name] = false
 		pw.lastSignal[name], pw.reason[name] = ev.Signal, ev.Message
 		if ev.Signal == syscall.SIGKILL {
-			if n, ok := oomKills(cgroupRoot); ok && n > pw.oomSeen {
+			if n, ok := collectors.OOMKills(cgroupRoot); ok && n > pw.oomSeen {
 				pw.oomSeen = n
 				pw.oomKilled[name] = true
 			}
@@ -247,26 +249,6 @@ func (pw *programWatcher) report(st supervisor.ProgramStatus) checks.Report {
 	return checks.Report{Name: checks.ProgramCheckName(st.Name), Kind: checks.KindProgram, Target: "program " + st.Name,
 		Health: true, Interval: pw.interval, Handlers: pw.w.cfg.Sensu.Handlers, Program: ps,
 		Result: checks.Result{Status: status, Output: out, Executed: time.Now()}}
-}
-
-// oomKills reads how many processes the kernel's OOM killer has killed in
-// the cgroup mounted at root: cgroup v2 memory.events, or v1
-// memory.oom_control. ok is false when neither is readable.
-func oomKills(root string) (n uint64, ok bool) {
-	for _, f := range []string{"memory.events", "memory/memory.oom_control"} {
-		b, err := os.ReadFile(filepath.Join(root, f))
-		if err != nil {
-			continue
-		}
-		for line := range strings.SplitSeq(string(b), "\n") {
-			if v, found := strings.CutPrefix(line, "oom_kill "); found {
-				if n, err := strconv.ParseUint(strings.TrimSpace(v), 10, 64); err == nil {
-					return n, true
-				}
-			}
-		}
-	}
-	return 0, false
 }
 
 func signalName(sig syscall.Signal) string {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/stewardhq/steward/configs"
+	"github.com/stewardhq/steward/stream"
 	"github.com/stewardhq/steward/supervisor"
 )
 
@@ -75,7 +76,7 @@ func startCtl(ctx context.Context, w *wiring) (component, error) {
 	w.reload = c.reload
 	// One batch per pipe read, never waited for: keeping the ring must not
 	// cost the log pipe a channel send per line, nor ever slow a program.
-	sub := w.sup.Logs().SubscribeBatches("steward logs", supervisor.BatchOptions[supervisor.LogRecord]{
+	sub := w.sup.Logs().SubscribeBatches("steward logs", stream.BatchOptions[supervisor.LogRecord]{
 		MaxBatches: 1024, MaxWeight: int64(w.cfg.Steward.LogBufferLines)})
 	done := make(chan struct{})
 	go func() {

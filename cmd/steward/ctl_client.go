@@ -15,8 +15,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/stewardhq/steward/control"
 	"github.com/stewardhq/steward/supervisor"
-	"github.com/stewardhq/steward/supervisor/control"
 )
 
 // Exit codes of the control commands.
@@ -71,8 +71,8 @@ func ctlCommand(command string, args []string, stdout, stderr io.Writer) int {
 func ctlStatus(args []string, stdout, stderr io.Writer) int {
 	f := newCtlFlags("status", "status [--json]", stderr, 10*time.Second)
 	asJSON := f.fs.Bool("json", false, "print JSON")
-	if f.fs.Parse(args) != nil {
-		return exitUsage
+	if err := f.fs.Parse(args); err != nil {
+		return flagExit(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), *f.timeout)
 	defer cancel()
@@ -116,8 +116,8 @@ func ctlStatus(args []string, stdout, stderr io.Writer) int {
 
 func ctlAct(command string, args []string, stdout, stderr io.Writer) int {
 	f := newCtlFlags(command, command+" [--timeout D] PROGRAM...|all", stderr, defaultActTimeout)
-	if f.fs.Parse(args) != nil {
-		return exitUsage
+	if err := f.fs.Parse(args); err != nil {
+		return flagExit(err)
 	}
 	if f.fs.NArg() == 0 {
 		f.fs.Usage()
@@ -128,8 +128,8 @@ func ctlAct(command string, args []string, stdout, stderr io.Writer) int {
 
 func ctlSignal(args []string, stdout, stderr io.Writer) int {
 	f := newCtlFlags("signal", "signal SIGNAL PROGRAM...|all", stderr, 10*time.Second)
-	if f.fs.Parse(args) != nil {
-		return exitUsage
+	if err := f.fs.Parse(args); err != nil {
+		return flagExit(err)
 	}
 	if f.fs.NArg() < 2 {
 		f.fs.Usage()
@@ -169,8 +169,8 @@ func ctlLogs(args []string, stdout, stderr io.Writer) int {
 	follow := f.fs.Bool("f", false, "follow: print new lines as they come, until interrupted")
 	lines := f.fs.Int("n", 100, "how many recent lines (0: none, -1: all kept)")
 	stamps := f.fs.Bool("timestamps", false, "prefix each line with its time and stream")
-	if f.fs.Parse(args) != nil {
-		return exitUsage
+	if err := f.fs.Parse(args); err != nil {
+		return flagExit(err)
 	}
 	if f.fs.NArg() != 1 {
 		f.fs.Usage()
@@ -207,8 +207,8 @@ func ctlLogs(args []string, stdout, stderr io.Writer) int {
 
 func ctlReload(args []string, stdout, stderr io.Writer) int {
 	f := newCtlFlags("reload", "reload", stderr, defaultActTimeout)
-	if f.fs.Parse(args) != nil {
-		return exitUsage
+	if err := f.fs.Parse(args); err != nil {
+		return flagExit(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), *f.timeout)
 	defer cancel()

@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/stewardhq/steward/internal/testutil"
 	"github.com/stewardhq/steward/shippers/fluentd/fluentdtest"
 )
 
@@ -73,7 +74,7 @@ func startPeer(t *testing.T, addr string, cfg fluentdtest.Config) *fluentdtest.P
 	var p *fluentdtest.Peer
 	var err error
 	// The address may still be held by a previous peer's closing sockets.
-	eventually(t, "listening on "+addr, func() bool {
+	testutil.Eventually(t, "listening on "+addr, func() bool {
 		p, err = fluentdtest.Listen("tcp", addr, cfg)
 		return err == nil
 	})
@@ -134,11 +135,11 @@ main = true
 command = ["sh", "-c", "seq 1 ` + strconv.Itoa(lines) + `; exec sleep 1000"]
 `})
 	<-killed
-	eventually(t, "steward to notice the peer is gone", func() bool {
+	testutil.Eventually(t, "steward to notice the peer is gone", func() bool {
 		return in.logged("fluentd: connection lost") || in.logged("fluentd: cannot connect")
 	})
 	startPeer(t, addr, fluentdtest.Config{OnEvent: sink.event})
-	eventually(t, "every line at the peer", func() bool { u, _ := sink.count(); return u == lines })
+	testutil.Eventually(t, "every line at the peer", func() bool { u, _ := sink.count(); return u == lines })
 	in.signal(syscall.SIGTERM)
 	in.wait()
 	s := shipperSummary(t, in)
@@ -191,8 +192,8 @@ command = ["sh", "-c", "seq ` + strconv.Itoa(from) + ` ` + strconv.Itoa(to) + ``
 	}
 
 	in = start(t, runOpts{config: config(100001, 200000, "; exec sleep 1000")})
-	eventually(t, "the spool to be found", func() bool { return in.logged("fluentd: spool found") })
-	eventually(t, "steward to try the peer", func() bool { return in.logged("fluentd: cannot connect") })
+	testutil.Eventually(t, "the spool to be found", func() bool { return in.logged("fluentd: spool found") })
+	testutil.Eventually(t, "steward to try the peer", func() bool { return in.logged("fluentd: cannot connect") })
 	sink := newSeqSink(200000)
 	// How many lines had arrived when the first line of the second run
 	// did: the spool goes first, so all of the first run.
@@ -205,7 +206,7 @@ command = ["sh", "-c", "seq ` + strconv.Itoa(from) + ` ` + strconv.Itoa(to) + ``
 		}
 		sink.event(e)
 	}})
-	eventually(t, "every line of both runs", func() bool { u, _ := sink.count(); return u == 200000 })
+	testutil.Eventually(t, "every line of both runs", func() bool { u, _ := sink.count(); return u == 200000 })
 	in.signal(syscall.SIGTERM)
 	in.wait()
 	s = shipperSummary(t, in)
@@ -269,7 +270,7 @@ command = ["sh", "-c", "` + cmd + `"]
 	sink := newSeqSink(lines)
 	startPeer(t, addr, fluentdtest.Config{OnEvent: sink.event})
 	in = start(t, runOpts{config: config("exec sleep 1000")})
-	eventually(t, "the spool to reach the peer", func() bool { u, _ := sink.count(); return u == left })
+	testutil.Eventually(t, "the spool to reach the peer", func() bool { u, _ := sink.count(); return u == left })
 	in.signal(syscall.SIGTERM)
 	in.wait()
 	// Exactly the oldest lines are missing: 1..dropped.
@@ -325,7 +326,7 @@ retry_max = "100ms"
 main = true
 command = ["sh", "-c", "seq 1 ` + strconv.Itoa(lines) + `; exec sleep 1000"]
 `})
-	eventually(t, "every line", func() bool { u, _ := sink.count(); return u == lines })
+	testutil.Eventually(t, "every line", func() bool { u, _ := sink.count(); return u == lines })
 	if evs := in.events("seq"); index(evs, "seq", "exited") >= 0 {
 		t.Fatal("the program exited")
 	}
@@ -432,7 +433,7 @@ spool_dir = "` + filepath.Join(t.TempDir(), "spool") + `"
 main = true
 command = ["sh", "-c", "head -c ` + strconv.Itoa(size) + ` /dev/zero | tr '\\0' x; exec sleep 1000 >&-"]
 `})
-	eventually(t, "the whole line at the peer", func() bool { mu.Lock(); defer mu.Unlock(); return total == size })
+	testutil.Eventually(t, "the whole line at the peer", func() bool { mu.Lock(); defer mu.Unlock(); return total == size })
 	hwm := vmKB(t, in.pid(), "VmHWM")
 	rss := vmKB(t, in.pid(), "VmRSS")
 	in.signal(syscall.SIGTERM)
@@ -527,7 +528,7 @@ command = ["sh", "-c", "cat ` + trace + `; exec sleep 1000"]
 multiline_start = "^\\d{4}-"
 multiline_timeout = "200ms"
 `})
-	eventually(t, "every record", func() bool { return got.len() >= 6 })
+	testutil.Eventually(t, "every record", func() bool { return got.len() >= 6 })
 	in.signal(syscall.SIGTERM)
 	in.wait()
 
@@ -612,7 +613,7 @@ func TestFluentdSecureForward(t *testing.T) {
 		"STEWARD_FLUENTD_TLS_CA=" + ca,
 		"STEWARD_FLUENTD_SPOOL_DIR=" + filepath.Join(t.TempDir(), "spool"),
 	}, command: []string{"sh", "-c", "seq 1 1000; env; exec sleep 1000"}})
-	eventually(t, "every line over TLS", func() bool { u, _ := sink.count(); return u == 1000 })
+	testutil.Eventually(t, "every line over TLS", func() bool { u, _ := sink.count(); return u == 1000 })
 	in.signal(syscall.SIGTERM)
 	in.wait()
 	if st := peer.Stats(); st.Handshakes < 1 || st.AuthFailures != 0 {

@@ -12,7 +12,7 @@ import (
 
 	"github.com/stewardhq/steward/checks"
 	"github.com/stewardhq/steward/configs"
-	"github.com/stewardhq/steward/supervisor/control"
+	"github.com/stewardhq/steward/control"
 )
 
 // Exit codes of `steward health`, as Docker's HEALTHCHECK reads them.
@@ -34,7 +34,7 @@ func health(args []string, stdout, stderr io.Writer) int {
 	asJSON := fs.Bool("json", false, "print the whole report as JSON")
 	timeout := fs.Duration("timeout", 5*time.Second, "give up after this long")
 	if err := fs.Parse(args); err != nil {
-		return exitUsage
+		return flagExit(err)
 	}
 	path := *socket
 	if path == "" {

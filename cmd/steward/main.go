@@ -11,15 +11,18 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"runtime/debug"
+	"strconv"
 	"strings"
 	"sync"
 
 	"github.com/stewardhq/steward/checks"
+	"github.com/stewardhq/steward/collectors/checkmetrics"
 	"github.com/stewardhq/steward/configs"
+	"github.com/stewardhq/steward/control"
+	"github.com/stewardhq/steward/internal/buildinfo"
 	"github.com/stewardhq/steward/internal/pages"
+	"github.com/stewardhq/steward/stream"
 	"github.com/stewardhq/steward/supervisor"
-	"github.com/stewardhq/steward/supervisor/control"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -80,16 +83,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return supervise(args, stderr)
 }
 
-func versionString() string {
-	v := version
-	if info, ok := debug.ReadBuildInfo(); ok {
-		for _, s := range info.Settings {
-			if s.Key == "vcs.revision" && len(s.Value) >= 7 {
-				v += " (" + s.Value[:7] + ")"
-			}
-		}
+func versionString() string { return buildinfo.Read(version).String() }
+
+// flagExit is the exit code of a command whose flags did not parse: 0 for
+// --help (the usage is printed), 2 for a bad flag.
+func flagExit(err error) int {
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
 	}
-	return v
+	return exitUsage
 }
 
 // parseArgs reads the flags shared by running and validating; the rest of
@@ -115,7 +117,7 @@ func loadConfig(opts configs.Options, stderr io.Writer) (*configs.Config, bool) 
 	if err != nil {
 		var cerr *configs.Error
 		if errors.As(err, &cerr) {
-			fmt.Fprintf(stderr, "steward: invalid configuration (%d problems):\n", len(cerr.Problems))
+			fmt.Fprintf(stderr, "steward: invalid configuration (%s):\n", plural(len(cerr.Problems), "problem"))
 			for _, p := range cerr.Problems {
 				fmt.Fprintln(stderr, p.String())
 			}
@@ -127,20 +129,36 @@ func loadConfig(opts configs.Options, stderr io.Writer) (*configs.Config, bool) 
 	return cfg, true
 }
 
+// plural is "1 problem", "2 problems".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return strconv.Itoa(n) + " " + noun + "s"
+}
+
+// validate checks a config as steward would at start, except that users and
+// groups unknown here are warnings: the config is often checked on a build
+// host or in CI, not in the image it runs in (as supervisord, which looks
+// users up only when it starts a program).
 func validate(args []string, stdout, stderr io.Writer) int {
 	opts, err := parseArgs("validate", args, stderr)
 	if err != nil {
-		return exitUsage
+		return flagExit(err)
 	}
 	if opts.Path == "" && len(opts.Command) == 0 {
 		fmt.Fprintln(stderr, "steward validate: give --config FILE (or STEWARD_CONFIG)")
 		return exitUsage
 	}
+	opts.DeferUsers = true
 	cfg, ok := loadConfig(opts, stderr)
 	if !ok {
 		return exitUsage
 	}
-	fmt.Fprintf(stdout, "%s: ok, %d programs (%s)\n", describe(opts), len(cfg.Programs), strings.Join(cfg.Order, ", "))
+	for _, w := range cfg.Warnings {
+		fmt.Fprintln(stderr, "steward validate: warning:", w.String())
+	}
+	fmt.Fprintf(stdout, "%s: ok, %s (%s)\n", describe(opts), plural(len(cfg.Programs), "program"), strings.Join(cfg.Order, ", "))
 	return 0
 }
 
@@ -183,7 +201,7 @@ type wiring struct {
 	control *control.Server
 	// results carries every check report (local checks, program checks)
 	// to the components that ship them; health keeps the latest of each.
-	results *supervisor.Stream[checks.Report]
+	results *stream.Stream[checks.Report]
 	health  *checks.Health
 	// opts are what the config was loaded from, for reloads; reload is set
 	// by startCtl.
@@ -191,9 +209,12 @@ type wiring struct {
 	reload func(ctx context.Context) (reloadResult, error)
 	// sources are the components' own figures for the metrics.
 	sources *metricSources
+	// checkMetrics parses the output of checks with an
+	// output_metric_format; nil when there is none.
+	checkMetrics *checkmetrics.MetricOutputs
 	// sensuReports is the Sensu agent's subscription to results, made
 	// before the programs start; the agent starts after them.
-	sensuReports *supervisor.Subscription[checks.Report]
+	sensuReports *stream.Subscription[checks.Report]
 }
 
 // starter builds a component. It returns nil when its feature is not
@@ -204,7 +225,7 @@ type starter func(ctx context.Context, w *wiring) (component, error)
 // starts: the subscriptions to its lines and events, and the handlers of
 // the endpoint and the control socket. An error stops steward before any
 // program starts.
-var starters = []starter{startLogs, startChecks, startSensu, startCtl}
+var starters = []starter{startCheckMetrics, startLogs, startChecks, startSensu, startCtl}
 
 // lateStarters start, in order, once the programs that could start at once
 // have been forked (supervisor.Started): nothing there is needed before
@@ -224,10 +245,7 @@ func supervisorConfig(cfg *configs.Config) supervisor.Config {
 func supervise(args []string, stderr io.Writer) int {
 	opts, err := parseArgs("steward", args, stderr)
 	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return exitUsage
+		return flagExit(err)
 	}
 	cfg, ok := loadConfig(opts, stderr)
 	if !ok {
@@ -235,7 +253,7 @@ func supervise(args []string, stderr io.Writer) int {
 	}
 	log := newLogger(cfg, stderr)
 	w := &wiring{cfg: cfg, log: log, opts: opts, mux: http.NewServeMux(), control: control.NewServer(log), sources: &metricSources{},
-		results: supervisor.NewStream[checks.Report]("check results", log)}
+		results: stream.New[checks.Report]("check results", log)}
 	var supOpts []supervisor.Option
 	if cfg.Steward.ReloadOnSighup {
 		supOpts = append(supOpts, supervisor.WithHangup(func() {

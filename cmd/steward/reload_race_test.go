@@ -5,6 +5,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/stewardhq/steward/internal/testutil"
 )
 
 // TestReloadRaceFree: the supervisor's reloads and the components that
@@ -43,7 +45,7 @@ backoff_max = "20ms"
 	reloads := func() int { return strings.Count(in.stderr.String(), `"msg":"configuration reloaded"`) }
 	for i := range 200 {
 		in.signal(syscall.SIGHUP)
-		eventually(t, fmt.Sprintf("reload %d", i+1), func() bool { return reloads() > i })
+		testutil.Eventually(t, fmt.Sprintf("reload %d", i+1), func() bool { return reloads() > i })
 		if strings.Contains(in.stderr.String(), "DATA RACE") {
 			break
 		}

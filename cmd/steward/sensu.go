@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 
+	"github.com/stewardhq/steward/internal/buildinfo"
 	"github.com/stewardhq/steward/shippers/sensu"
 )
 
@@ -43,7 +44,7 @@ func startSensuAgent(ctx context.Context, w *wiring) (component, error) {
 	}
 	cfg := &w.cfg.Sensu
 	agent, err := sensu.New(cfg, sensu.Identity{App: w.cfg.Steward.App, Version: w.cfg.Steward.Version,
-		Hostname: w.cfg.Steward.Host}, w.sup, w.log)
+		Hostname: w.cfg.Steward.Host, StewardVersion: buildinfo.Read(version).Version}, w.sup, w.log)
 	if err != nil {
 		w.results.Unsubscribe(sub)
 		return nil, err

@@ -33,7 +33,7 @@ func serviceCommand(args []string, stdout, stderr io.Writer) int {
 	name := fs.String("name", "steward", "service name")
 	system := fs.String("system", "", "service manager, instead of detecting it ("+hostservice.Systemd+")")
 	if err := fs.Parse(args[1:]); err != nil {
-		return exitUsage
+		return flagExit(err)
 	}
 	switch action {
 	case "install", "uninstall", "start", "stop", "restart", "status":

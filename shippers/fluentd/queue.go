@@ -4,7 +4,8 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
-	"time"
+
+	"github.com/stewardhq/steward/internal/drops"
 )
 
 // queue holds sealed chunks until the sender takes them: the newest in
@@ -23,13 +24,12 @@ type queue struct {
 	// ready is signalled when a chunk is pushed.
 	ready chan struct{}
 	st    *counters
-	drops *burst
 	log   *slog.Logger
 }
 
 func newQueue(memCap int64, sp *spool, st *counters, log *slog.Logger) *queue {
 	q := &queue{memCap: memCap, spool: sp, ready: make(chan struct{}, 1), st: st, log: log}
-	q.drops = &burst{log: log, msg: "fluentd: buffer full, oldest records dropped", total: &st.dropped}
+	st.dropped = drops.New(log, "fluentd: buffer full, oldest records dropped")
 	if sp != nil {
 		sp.onDrop = func(lines int, _ int64) { q.dropped(lines) }
 		sp.enforceCap()
@@ -38,10 +38,7 @@ func newQueue(memCap int64, sp *spool, st *counters, log *slog.Logger) *queue {
 	return q
 }
 
-func (q *queue) dropped(lines int) {
-	q.st.dropped.Add(uint64(lines))
-	q.drops.add(lines)
-}
+func (q *queue) dropped(lines int) { q.st.dropped.Add(lines) }
 
 // push adds a chunk at the end, spilling the oldest chunks in memory to
 // the spool while memory is over its bound.
@@ -139,14 +136,14 @@ func (q *queue) persist(held []*chunk) (lost int) {
 	defer q.mu.Unlock()
 	all := append(held, q.mem...)
 	q.mem, q.memBytes = nil, 0
-	before := q.st.dropped.Load()
+	before := q.st.dropped.Total()
 	for _, c := range all {
 		if c.seg == nil || c.seg.dropped {
 			q.spill(c)
 		}
 	}
 	q.updateGauges()
-	return int(q.st.dropped.Load() - before)
+	return int(q.st.dropped.Total() - before)
 }
 
 // left returns the records and bytes waiting in the spool.
@@ -170,11 +167,11 @@ func (q *queue) updateGauges() {
 
 // counters are the shipper's statistics, updated without locks.
 type counters struct {
-	received    atomic.Uint64 // lines (and parts of cut lines) from programs
-	records     atomic.Uint64 // records built (joined multiline records count once)
-	sent        atomic.Uint64 // records the server acknowledged (or took, without acks)
-	dropped     atomic.Uint64 // records dropped: buffer and spool full, or lost
-	resent      atomic.Uint64 // records sent again after an ack did not come
+	received    atomic.Uint64  // lines (and parts of cut lines) from programs
+	records     atomic.Uint64  // records built (joined multiline records count once)
+	sent        atomic.Uint64  // records the server acknowledged (or took, without acks)
+	dropped     *drops.Counter // records dropped: buffer and spool full, or lost
+	resent      atomic.Uint64  // records sent again after an ack did not come
 	resentMsgs  atomic.Uint64
 	reconnects  atomic.Uint64
 	queueBytes  atomic.Int64
@@ -183,31 +180,3 @@ type counters struct {
 	inFlight    atomic.Int64
 	connected   atomic.Bool
 }
-
-// burst logs one line per burst of drops: the first drop schedules a
-// report a second later, which sums up everything dropped meanwhile.
-type burst struct {
-	log       *slog.Logger
-	msg       string
-	total     *atomic.Uint64
-	unlogged  atomic.Uint64
-	reporting atomic.Bool
-}
-
-func (b *burst) add(n int) {
-	b.unlogged.Add(uint64(n))
-	if b.reporting.CompareAndSwap(false, true) {
-		time.AfterFunc(time.Second, b.report)
-	}
-}
-
-func (b *burst) report() {
-	n := b.unlogged.Swap(0)
-	b.reporting.Store(false)
-	if n > 0 {
-		b.log.Warn(b.msg, "dropped", n, "dropped_total", b.total.Load())
-	}
-}
-
-// flush reports what is left at once (at shutdown).
-func (b *burst) flush() { b.report() }

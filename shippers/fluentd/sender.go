@@ -6,11 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"slices"
 	"time"
 
 	"github.com/stewardhq/steward/configs"
+	"github.com/stewardhq/steward/internal/backoff"
 )
 
 // The sender keeps one connection to the first server that answers and
@@ -84,7 +84,7 @@ func (s *sender) run() {
 		}
 	}()
 	defer cancel()
-	backoff := s.retryInitial
+	delay := backoff.Backoff{Initial: s.retryInitial, Max: s.retryMax}
 	cur := 0
 	var outage time.Time
 	attempts, connects := 0, 0
@@ -105,10 +105,9 @@ func (s *sender) run() {
 			if closed(s.closing) {
 				return // shutting down: keep what is left for the next steward
 			}
-			if !s.sleep(jitter(backoff)) {
+			if !s.sleep(delay.Next()) {
 				return
 			}
-			backoff = min(2*backoff, s.retryMax)
 			continue
 		}
 		cur = idx
@@ -136,7 +135,7 @@ func (s *sender) run() {
 		}
 		quiet = false
 		if progress {
-			backoff = s.retryInitial
+			delay.Reset()
 		}
 		outage = time.Now()
 		s.log.Warn("fluentd: connection lost; unacknowledged batches will be sent again",
@@ -144,10 +143,9 @@ func (s *sender) run() {
 		if errors.Is(err, errHeartbeat) && len(s.eps) > 1 {
 			cur = (cur + 1) % len(s.eps)
 		}
-		if !s.sleep(jitter(backoff)) {
+		if !s.sleep(delay.Next()) {
 			return
 		}
-		backoff = min(2*backoff, s.retryMax)
 	}
 }
 
@@ -156,12 +154,6 @@ func durationSince(t time.Time) string {
 		return "0s"
 	}
 	return time.Since(t).Round(time.Millisecond).String()
-}
-
-// jitter spreads d by ±20% so that many containers do not reconnect in
-// step.
-func jitter(d time.Duration) time.Duration {
-	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
 }
 
 // sleep waits d; it returns false when the flush deadline passed.

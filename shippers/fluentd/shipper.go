@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/stewardhq/steward/configs"
+	logstream "github.com/stewardhq/steward/stream"
 	"github.com/stewardhq/steward/supervisor"
 )
 
@@ -64,8 +65,8 @@ type Shipper struct {
 	// records counts records built since the drain last added them to st.
 	records uint64
 
-	logs      *supervisor.Stream[supervisor.LogRecord]
-	sub       *supervisor.BatchSubscription[supervisor.LogRecord]
+	logs      *logstream.Stream[supervisor.LogRecord]
+	sub       *logstream.BatchSubscription[supervisor.LogRecord]
 	drainDone chan struct{}
 	closeOnce sync.Once
 	closeErr  error
@@ -162,11 +163,11 @@ func (s *Shipper) openSpool(dir string, maxBytes int64) *spool {
 const subscriberWait = 2 * time.Second
 
 // Start subscribes to logs and starts forwarding.
-func (s *Shipper) Start(logs *supervisor.Stream[supervisor.LogRecord]) {
+func (s *Shipper) Start(logs *logstream.Stream[supervisor.LogRecord]) {
 	s.logs = logs
 	// The subscription holds as much text as the memory queue: the
 	// shipper's whole memory stays bounded whatever the lines are like.
-	s.sub = logs.SubscribeBatches("fluentd", supervisor.BatchOptions[supervisor.LogRecord]{
+	s.sub = logs.SubscribeBatches("fluentd", logstream.BatchOptions[supervisor.LogRecord]{
 		MaxBatches: s.subCapacity,
 		MaxWeight:  int64(s.cfg.QueueBytes),
 		Weight:     func(r supervisor.LogRecord) int { return len(r.Text) + 64 },
@@ -348,7 +349,7 @@ func (s *Shipper) close(ctx context.Context) error {
 	if s.spool != nil {
 		err = s.spool.close()
 	}
-	s.q.drops.flush()
+	s.st.dropped.Flush()
 	st := s.Stats()
 	s.log.Info("fluentd: closed", "records", st.Records, "sent", st.Sent, "dropped", st.Dropped,
 		"missed", st.Missed, "resent", st.Resent, "reconnects", st.Reconnects,
@@ -365,7 +366,7 @@ func (s *Shipper) Stats() Stats {
 		Received:      s.st.received.Load(),
 		Records:       s.st.records.Load(),
 		Sent:          s.st.sent.Load(),
-		Dropped:       s.st.dropped.Load(),
+		Dropped:       s.st.dropped.Total(),
 		Resent:        s.st.resent.Load(),
 		ResentBatches: s.st.resentMsgs.Load(),
 		Reconnects:    s.st.reconnects.Load(),

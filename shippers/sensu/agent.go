@@ -16,9 +16,9 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"math/rand/v2"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"slices"
 	"strings"
@@ -30,6 +30,7 @@ import (
 
 	"github.com/stewardhq/steward/checks"
 	"github.com/stewardhq/steward/configs"
+	"github.com/stewardhq/steward/internal/backoff"
 )
 
 // Identity is who the agent reports as.
@@ -39,6 +40,11 @@ type Identity struct {
 	Hostname string
 	// Root is the filesystem root read for system information ("/").
 	Root string
+	// StewardVersion is steward's own version (sensu_agent_version and the
+	// User-Agent), not the app's.
+	StewardVersion string
+	// Getenv reads steward's environment for system facts (os.Getenv).
+	Getenv func(string) string
 }
 
 // Transport timings, those of sensu-agent 6.x: a ping every 30 s and the
@@ -71,6 +77,8 @@ type Stats struct {
 	Queued     int    // events waiting
 	Reconnects uint64 // connections made after the first
 	Requests   uint64 // check requests executed
+	Refused    uint64 // check requests whose command the allow list refused
+	Coalesced  uint64 // queued results replaced by a newer one of the same status
 }
 
 // Agent is steward's Sensu agent.
@@ -85,6 +93,9 @@ type Agent struct {
 
 	entityTemplate entity
 	queue          *queue
+	// backends are the backend URLs in this agent's own random order, as
+	// sensu-agent shuffles them: a fleet spreads over a cluster.
+	backends []string
 	pace           *pacer
 
 	seqMu sync.Mutex
@@ -108,6 +119,7 @@ type Agent struct {
 	sent       atomic.Uint64
 	reconnects atomic.Uint64
 	requests   atomic.Uint64
+	refused    atomic.Uint64
 
 	lastDialErr string
 	deregQueued bool // the run goroutine's
@@ -130,6 +142,12 @@ func New(cfg *configs.Sensu, id Identity, ex checks.Executor, log *slog.Logger) 
 	if id.Root == "" {
 		id.Root = "/"
 	}
+	if id.Getenv == nil {
+		id.Getenv = os.Getenv
+	}
+	if id.StewardVersion == "" {
+		id.StewardVersion = "devel"
+	}
 	a := &Agent{
 		cfg: cfg, id: id, ex: ex, log: log.With("component", "sensu"),
 		dialer: &websocket.Dialer{HandshakeTimeout: handshakeTimeout, TLSClientConfig: tlsConfig,
@@ -140,6 +158,8 @@ func New(cfg *configs.Sensu, id Identity, ex checks.Executor, log *slog.Logger) 
 		done:      make(chan struct{}),
 		finishing: make(chan struct{}),
 	}
+	a.backends = slices.Clone(cfg.BackendURLs)
+	rand.Shuffle(len(a.backends), func(i, j int) { a.backends[i], a.backends[j] = a.backends[j], a.backends[i] })
 	a.queue = newQueue(cfg.QueueSize, a.log)
 	a.pace = newPacer(cfg.EventSpacing.D(), cfg.APIKey != "")
 	a.header = a.transportHeader()
@@ -158,7 +178,7 @@ func (a *Agent) transportHeader() http.Header {
 	h.Set("Sensu-User", a.cfg.User)
 	h.Set("Sensu-Subscriptions", strings.Join(a.cfg.Subscriptions, ","))
 	h.Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(a.cfg.User+":"+a.cfg.Password)))
-	h.Set("User-Agent", "steward/"+a.id.Version)
+	h.Set("User-Agent", a.userAgent())
 	return h
 }
 
@@ -178,13 +198,14 @@ func (a *Agent) newEntity() entity {
 	}
 	return entity{
 		EntityClass:       "agent",
-		System:            systemInfo(a.id.Root, a.id.Hostname),
+		System:            systemInfo(a.id.Root, a.id.Hostname, a.id.Getenv),
 		Subscriptions:     subs,
 		Deregister:        a.cfg.Deregister,
 		Deregistration:    deregistration{Handler: a.cfg.DeregistrationHandler},
 		User:              a.cfg.User,
 		Metadata:          meta,
-		SensuAgentVersion: "steward/" + a.id.Version,
+		SensuAgentVersion: a.userAgent(),
+		Redact:            a.cfg.Redact,
 		KeepaliveHandlers: a.cfg.KeepaliveHandlers,
 	}
 }
@@ -198,7 +219,8 @@ func (a *Agent) entity() *entity {
 // Stats returns the agent's counters.
 func (a *Agent) Stats() Stats {
 	return Stats{Connected: a.connected.Load(), Backend: a.backend.Load().(string), Sent: a.sent.Load(),
-		Dropped: a.queue.dropped.Load(), Queued: a.queue.len(), Reconnects: a.reconnects.Load(), Requests: a.requests.Load()}
+		Dropped: a.queue.dropped.Total(), Queued: a.queue.len(), Reconnects: a.reconnects.Load(), Requests: a.requests.Load(),
+		Refused: a.refused.Load(), Coalesced: a.queue.coalesced.Load()}
 }
 
 // Start connects to the backend in the background and keeps the
@@ -221,7 +243,7 @@ func (a *Agent) Publish(r checks.Report) {
 		Interval: uint32(r.Interval.Round(time.Second) / time.Second), Timeout: uint32(r.Timeout.Round(time.Second) / time.Second),
 		Subscriptions: []string{}, EnvVars: []string{}, OutputMetricHandlers: []string{}, Pipelines: []any{},
 		Executed: r.Executed.Unix(), Issued: r.Executed.Unix(), Duration: r.Duration.Seconds(),
-		Output: r.Output, Status: uint32(r.Status),
+		Output: r.Output, Status: uint32(r.Status), Scheduler: corev2MemoryScheduler,
 	}
 	a.enqueue(c)
 }
@@ -233,7 +255,11 @@ func nonNil(s []string) []string {
 	return s
 }
 
+// corev2MemoryScheduler is core/v2's MemoryScheduler.
+const corev2MemoryScheduler = "memory"
+
 func (a *Agent) enqueue(c *check) {
+	c.ProcessedBy = a.cfg.EntityName
 	ev := a.newEvent(c)
 	b, err := json.Marshal(ev)
 	if err != nil {
@@ -275,32 +301,31 @@ func (a *Agent) keepalive(seq int64) message {
 
 func (a *Agent) run() {
 	defer close(a.done)
-	delay := retryMin
+	delay := backoff.Backoff{Initial: retryMin, Max: retryMax}
 	for i := 0; ; i++ {
 		if a.runCtx.Err() != nil {
 			return
 		}
 		finishing := a.isFinishing()
-		u := a.cfg.BackendURLs[i%len(a.cfg.BackendURLs)]
+		u := a.backends[i%len(a.backends)]
 		conn, err := a.dial(u)
 		if err != nil {
-			if finishing && i+1 >= len(a.cfg.BackendURLs) {
+			if finishing && i+1 >= len(a.backends) {
 				a.log.Warn("sensu: no backend reachable to send the last events", "queued", a.queue.len())
 				return
 			}
-			if !finishing && (i+1)%len(a.cfg.BackendURLs) == 0 {
+			if !finishing && (i+1)%len(a.backends) == 0 {
 				// Every backend failed once: wait before the next round.
 				select {
-				case <-time.After(delay):
+				case <-time.After(delay.Next()):
 				case <-a.finishing:
 				case <-a.runCtx.Done():
 					return
 				}
-				delay = min(delay*2, retryMax)
 			}
 			continue
 		}
-		delay = retryMin
+		delay.Reset()
 		if i > 0 {
 			a.reconnects.Add(1)
 		}
@@ -324,7 +349,7 @@ func (a *Agent) isFinishing() bool {
 // dial connects to one backend. Handshake failures are logged once each,
 // naming the cause, never the password.
 func (a *Agent) dial(rawURL string) (*websocket.Conn, error) {
-	shown := redact(rawURL)
+	shown := configs.RedactURL(rawURL)
 	// gorilla/websocket stops a handshake at its timeout, not when the
 	// context is cancelled; closing the raw connection at cancellation keeps
 	// a hanging backend from holding up a stop.
@@ -381,20 +406,12 @@ func (a *Agent) dial(rawURL string) (*websocket.Conn, error) {
 	return conn, nil
 }
 
-func redact(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "(unparsable URL)"
-	}
-	return u.Redacted()
-}
-
 // session runs one connection: a keepalive at once and every interval,
 // queued events as they come, check requests from the backend. It returns
 // true once the agent has finished (last events sent, connection closed).
 func (a *Agent) session(conn *websocket.Conn, rawURL string) (finished bool) {
 	a.connected.Store(true)
-	a.backend.Store(redact(rawURL))
+	a.backend.Store(configs.RedactURL(rawURL))
 	defer func() {
 		a.connected.Store(false)
 		a.backend.Store("")
@@ -592,6 +609,6 @@ func (a *Agent) close(ctx context.Context) error {
 	}
 	a.runCancel()
 	a.log.Info("sensu: agent stopped", "took", time.Since(start).Round(time.Millisecond),
-		"sent", a.sent.Load(), "dropped", a.queue.dropped.Load())
+		"sent", a.sent.Load(), "dropped", a.queue.dropped.Total())
 	return errors.Join(errs...)
 }

@@ -1,7 +1,6 @@
 package sensu
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"log/slog"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/stewardhq/steward/checks"
 	"github.com/stewardhq/steward/configs"
+	"github.com/stewardhq/steward/internal/testutil"
 	"github.com/stewardhq/steward/shippers/sensu/sensupeer"
 	"github.com/stewardhq/steward/supervisor"
 )
@@ -39,23 +39,6 @@ func executor(t *testing.T) checks.Executor {
 		}
 	})
 	return realExec
-}
-
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 const (
@@ -92,9 +75,9 @@ func testConfig(p *sensupeer.Peer) *configs.Sensu {
 	return c
 }
 
-func startAgent(t *testing.T, cfg *configs.Sensu) (*Agent, *logBuffer) {
+func startAgent(t *testing.T, cfg *configs.Sensu) (*Agent, *testutil.LockedBuffer) {
 	t.Helper()
-	logs := &logBuffer{}
+	logs := &testutil.LockedBuffer{}
 	a, err := New(cfg, Identity{App: "shop", Version: "3074f46", Hostname: "web-7f9c"}, executor(t),
 		slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	if err != nil {
@@ -248,7 +231,9 @@ func TestLocalResultsAreEvents(t *testing.T) {
 
 func TestCheckRequestExecutedAndAnswered(t *testing.T) {
 	p := newPeer(t)
-	startAgent(t, testConfig(p))
+	ac := testConfig(p)
+	ac.AllowAnyCommand = true // the execution itself is under test
+	startAgent(t, ac)
 	waitFor(t, p, "the session", func() bool { return p.Connected("web-7f9c") && len(p.Messages("keepalive")) > 0 })
 	cfg := corev2.FixtureCheckConfig("app-version")
 	cfg.Command = `echo "{{ .labels.app }} {{ .labels.missing | default "none" }} $GREETING"; read line; echo "$line" | grep -q '"name":"app-version"' && exit 1; exit 3`
@@ -280,7 +265,9 @@ func TestCheckRequestExecutedAndAnswered(t *testing.T) {
 
 func TestCheckRequestTimeoutKillsCommand(t *testing.T) {
 	p := newPeer(t)
-	startAgent(t, testConfig(p))
+	ac := testConfig(p)
+	ac.AllowAnyCommand = true
+	startAgent(t, ac)
 	waitFor(t, p, "the session", func() bool { return p.Connected("web-7f9c") && len(p.Messages("keepalive")) > 0 })
 	cfg := corev2.FixtureCheckConfig("slow")
 	cfg.Command = "echo started; exec sleep 600"
@@ -399,8 +386,8 @@ func TestQueueDropsOldestWhenFull(t *testing.T) {
 		}
 		got = append(got, m)
 	}
-	if len(got) != 3 || string(got[0].payload) != "2" || q.dropped.Load() != 2 {
-		t.Fatalf("kept %d, first %q, dropped %d", len(got), got[0].payload, q.dropped.Load())
+	if len(got) != 3 || string(got[0].payload) != "2" || q.dropped.Total() != 2 {
+		t.Fatalf("kept %d, first %q, dropped %d", len(got), got[0].payload, q.dropped.Total())
 	}
 }
 

@@ -64,4 +64,4 @@ func (a *Agent) deleteOnce(ctx context.Context, endpoint string) (int, error) {
 
 // userAgent names steward and its version in API requests and the
 // transport handshake.
-func (a *Agent) userAgent() string { return "steward/" + a.id.Version }
+func (a *Agent) userAgent() string { return "steward/" + a.id.StewardVersion }

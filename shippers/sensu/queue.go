@@ -4,7 +4,8 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
-	"time"
+
+	"github.com/stewardhq/steward/internal/drops"
 )
 
 // message is one framed transport message waiting to be sent. Events name
@@ -27,20 +28,18 @@ type message struct {
 // replaces it (coalesced, counted): a backlog keeps every change of state of
 // every check, in order, never the repeats in between.
 type queue struct {
-	log *slog.Logger
-	max int
-
-	mu        sync.Mutex
-	items     []message
-	ready     chan struct{}
-	dropped   atomic.Uint64
+	max       int
+	dropped   *drops.Counter
 	coalesced atomic.Uint64
-	unlogged  atomic.Uint64
-	logging   atomic.Bool
+
+	mu    sync.Mutex
+	items []message
+	ready chan struct{}
 }
 
 func newQueue(max int, log *slog.Logger) *queue {
-	return &queue{log: log, max: max, ready: make(chan struct{}, 1)}
+	return &queue{max: max, ready: make(chan struct{}, 1),
+		dropped: drops.New(log, "sensu: queue full, oldest events dropped", "queue_size", max)}
 }
 
 func (q *queue) push(m message) {
@@ -62,10 +61,6 @@ func (q *queue) push(m message) {
 	if len(q.items) >= q.max {
 		q.items = q.items[1:]
 		q.dropped.Add(1)
-		q.unlogged.Add(1)
-		if q.logging.CompareAndSwap(false, true) {
-			time.AfterFunc(time.Second, q.reportDrops)
-		}
 	}
 	q.items = append(q.items, m)
 	q.mu.Unlock()
@@ -122,10 +117,4 @@ func (q *queue) len() int {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	return len(q.items)
-}
-
-func (q *queue) reportDrops() {
-	n := q.unlogged.Swap(0)
-	q.logging.Store(false)
-	q.log.Warn("sensu: queue full, oldest events dropped", "dropped", n, "dropped_total", q.dropped.Load(), "queue_size", q.max)
 }

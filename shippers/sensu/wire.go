@@ -88,6 +88,12 @@ type check struct {
 	OutputMetricFormat   string     `json:"output_metric_format"`
 	OutputMetricHandlers []string   `json:"output_metric_handlers"`
 	Pipelines            []any      `json:"pipelines"`
+	// Scheduler is what scheduled the check: the backend's value for a
+	// check request, "memory" for steward's own checks (scheduled in
+	// steward's memory, as the backend's in-memory scheduler does).
+	Scheduler string `json:"scheduler,omitempty"`
+	// ProcessedBy is the agent that ran the check.
+	ProcessedBy string `json:"processed_by,omitempty"`
 
 	// The result.
 	Duration float64 `json:"duration,omitempty"`

@@ -1,8 +1,10 @@
 // Package control is the local control channel of a running steward: a Unix
-// socket (mode 0600) that takes JSON requests by command name, one per line,
-// and answers each with one JSON line. cmd/ registers the handlers
-// (`steward health` today; status, start, stop, restart, signal, logs and
-// reload later), so this package knows nothing of them.
+// socket (mode 0600, in a directory only steward controls) that takes JSON
+// requests by command name, one per line, and answers each with one JSON
+// line, or a stream of lines for a streaming command (`steward logs -f`).
+// cmd/ registers the handlers (health, status, start, stop, restart,
+// signal, logs, reload), so this package knows nothing of them; Call and
+// Stream are the client side.
 package control
 
 import (

@@ -1,4 +1,4 @@
-package supervisor
+package stream
 
 import (
 	"io"
@@ -11,7 +11,7 @@ import (
 )
 
 func testStream() *Stream[int] {
-	return NewStream[int]("test", slog.New(slog.NewTextHandler(io.Discard, nil)))
+	return New[int]("test", slog.New(slog.NewTextHandler(io.Discard, nil)))
 }
 
 // TestBatchSubscriberThatKeepsUpLosesNothing: a publisher that finds the
@@ -97,7 +97,7 @@ func TestUnsubscribeReleasesWaitingPublisher(t *testing.T) {
 }
 
 func TestBatchWeight(t *testing.T) {
-	s := NewStream[string]("test", slog.New(slog.NewTextHandler(io.Discard, nil)))
+	s := New[string]("test", slog.New(slog.NewTextHandler(io.Discard, nil)))
 	sub := s.SubscribeBatches("w", BatchOptions[string]{MaxBatches: 100, MaxWeight: 10,
 		Weight: func(v string) int { return len(v) }})
 	s.PublishBatch([]string{strings.Repeat("x", 50)}) // heavier than the cap: passes, nothing queued
