@@ -77,7 +77,7 @@ type Supervisor struct {
 	loopDone chan struct{}
 	// started is closed once Run has forked the programs that could start
 	// at once: what the first exec does not need starts after it.
-	started chan struct{}
+	started  chan struct{}
 	captures sync.WaitGroup
 
 	onHangup func()
