@@ -41,6 +41,10 @@ type Steward struct {
 	Version string `toml:"version"`
 	// Host overrides the hostname reported to peers.
 	Host string `toml:"host"`
+	// ContainerName names the container in log records (Docker's
+	// container_name), as the orchestrator knows it: Docker's name, the
+	// Kubernetes pod from the downward API. Empty: the hostname.
+	ContainerName string `toml:"container_name"`
 
 	LogLevel  string `toml:"log_level"`  // debug, info, warn, error
 	LogFormat string `toml:"log_format"` // text, json
@@ -175,7 +179,7 @@ const (
 const (
 	DefaultStopTimeout     = 10 * time.Second
 	DefaultShutdownTimeout = 30 * time.Second
-	DefaultFlushTimeout    = 5 * time.Second
+	DefaultFlushTimeout    = 8 * time.Second
 	DefaultStartSecs       = 1 * time.Second
 	DefaultStartRetries    = 3
 	DefaultBackoffInitial  = 1 * time.Second

@@ -239,6 +239,7 @@ func (s *Supervisor) removeProgram(p *program) {
 		}
 	}
 	s.reorder()
+	s.emit(Event{Program: p.name, Kind: EventRemoved})
 }
 
 // reorder puts programs in start order and rebuilds the dependents index.

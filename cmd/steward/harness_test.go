@@ -106,6 +106,9 @@ type runOpts struct {
 	wrap []string
 	// bin replaces the binary under test (default stewardBin).
 	bin string
+	// discardStdout sends steward's stdout (the programs' copied lines)
+	// to /dev/null rather than into the test's memory.
+	discardStdout bool
 }
 
 type instance struct {
@@ -153,6 +156,9 @@ func start(t *testing.T, o runOpts) *instance {
 		in.cmd.Stdin, in.cmd.Stdout, in.cmd.Stderr = o.stdio, o.stdio, o.stdio
 	} else {
 		in.cmd.Stdout, in.cmd.Stderr = in.stdout, in.stderr
+		if o.discardStdout {
+			in.cmd.Stdout = nil // exec opens /dev/null
+		}
 	}
 	if o.setctty {
 		in.cmd.SysProcAttr.Setsid = true

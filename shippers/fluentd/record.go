@@ -18,8 +18,8 @@ import (
 
 // identity is what every record says about where it comes from.
 type identity struct {
-	app, version, host, containerID string
-	fields                          map[string]string
+	app, version, host, containerID, containerName string
+	fields                                         map[string]string
 }
 
 // streamKey names one pipe of one program incarnation.
@@ -64,7 +64,7 @@ type encoder struct {
 // do not override them.
 func reserved(key string) bool {
 	switch key {
-	case "log", "source", "program", "app", "version", "host", "container_id", "pid",
+	case "log", "source", "program", "app", "version", "host", "container_id", "container_name", "pid",
 		"partial", "partial_message", "partial_id", "partial_ordinal", "partial_last":
 		return true
 	}
@@ -102,6 +102,9 @@ func (e *encoder) stream(r *supervisor.LogRecord) *stream {
 	add("host", e.id.host)
 	if e.id.containerID != "" {
 		add("container_id", e.id.containerID)
+	}
+	if e.id.containerName != "" {
+		add("container_name", e.id.containerName)
 	}
 	b = msgp.AppendInt(msgp.AppendString(b, "pid"), r.PID)
 	s.nstatic++
