@@ -27,6 +27,10 @@ type Config struct {
 	// Order lists program names in the order they appear in the file, then
 	// the command-line main program; it breaks ties in start order.
 	Order []string `toml:"-"`
+
+	// Warnings are what Options.DeferUsers turned from problems into
+	// remarks: users and groups this host does not know.
+	Warnings []Problem `toml:"-"`
 }
 
 // Steward holds settings of steward itself.
@@ -37,6 +41,10 @@ type Steward struct {
 	Version string `toml:"version"`
 	// Host overrides the hostname reported to peers.
 	Host string `toml:"host"`
+	// ContainerName names the container in log records (Docker's
+	// container_name), as the orchestrator knows it: Docker's name, the
+	// Kubernetes pod from the downward API. Empty: the hostname.
+	ContainerName string `toml:"container_name"`
 
 	LogLevel  string `toml:"log_level"`  // debug, info, warn, error
 	LogFormat string `toml:"log_format"` // text, json
@@ -122,6 +130,10 @@ type Program struct {
 	// Logs is how the program's lines are forwarded (shippers/fluentd).
 	Logs *ProgramLogs `toml:"logs"`
 
+	// MetricsURL is the program's Prometheus endpoint, scraped every
+	// metrics interval (README: App metrics).
+	MetricsURL string `toml:"metrics_url"`
+
 	// Resolved by validation.
 	Cred *Credential `toml:"-"`
 }
@@ -176,7 +188,7 @@ const (
 const (
 	DefaultStopTimeout     = 10 * time.Second
 	DefaultShutdownTimeout = 30 * time.Second
-	DefaultFlushTimeout    = 5 * time.Second
+	DefaultFlushTimeout    = 8 * time.Second
 	DefaultStartSecs       = 1 * time.Second
 	DefaultStartRetries    = 3
 	DefaultBackoffInitial  = 1 * time.Second
@@ -188,6 +200,31 @@ const (
 	DefaultProbeMaxWait    = 60 * time.Second
 )
 
+func (s *Steward) setDefaults() {
+	s.LogLevel = "info"
+	s.LogFormat = "text"
+	s.ShutdownTimeout = Duration(DefaultShutdownTimeout)
+	s.FlushTimeout = Duration(DefaultFlushTimeout)
+	s.OutputPrefix = "auto"
+	s.MaxLineBytes = DefaultMaxLineBytes
+	s.LogBufferLines = DefaultLogBufferLines
+}
+
+func (p *Program) setDefaults() {
+	p.StartSecs = Duration(DefaultStartSecs)
+	p.StartRetries = DefaultStartRetries
+	p.BackoffInitial = Duration(DefaultBackoffInitial)
+	p.BackoffMax = Duration(DefaultBackoffMax)
+	p.StopSignal = Signal(15)
+	p.StopTimeout = Duration(DefaultStopTimeout)
+}
+
+func (p *Probe) setDefaults() {
+	p.Interval = Duration(DefaultProbeInterval)
+	p.Timeout = Duration(DefaultProbeTimeout)
+	p.MaxWait = Duration(DefaultProbeMaxWait)
+}
+
 // MainProgram returns the program marked main, or nil.
 func (c *Config) MainProgram() *Program {
 	for _, name := range c.Order {
@@ -196,6 +233,15 @@ func (c *Config) MainProgram() *Program {
 		}
 	}
 	return nil
+}
+
+// ProgramList returns the programs in the config's order.
+func (c *Config) ProgramList() []*Program {
+	list := make([]*Program, 0, len(c.Order))
+	for _, name := range c.Order {
+		list = append(list, c.Programs[name])
+	}
+	return list
 }
 
 // Forwards reports whether signals steward receives go to p.

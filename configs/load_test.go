@@ -222,8 +222,8 @@ command = ["x"]
 	_, err = Load(Options{Path: path, Environ: []string{"STEWARD_SHUTDOWN_TIMEOUT=later", "STEWARD_MAX_LINE_BYTES=lots"}})
 	got := strings.Join(problems(t, err), "\n")
 	for _, w := range []string{
-		"env STEWARD_SHUTDOWN_TIMEOUT: steward.shutdown_timeout: bad duration \"later\"",
-		"env STEWARD_MAX_LINE_BYTES: steward.max_line_bytes: bad value \"lots\"",
+		"STEWARD_SHUTDOWN_TIMEOUT: steward.shutdown_timeout: bad duration \"later\"",
+		"STEWARD_MAX_LINE_BYTES: steward.max_line_bytes: bad value \"lots\"",
 	} {
 		if !strings.Contains(got, w) {
 			t.Errorf("missing %q in:\n%s", w, got)

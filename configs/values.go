@@ -267,6 +267,8 @@ func typeName(v any) string {
 		return "an array"
 	case map[string]any:
 		return "a table"
+	case dateTime:
+		return "a date or time"
 	case nil:
 		return "nothing"
 	default:

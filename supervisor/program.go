@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"os"
 	"syscall"
 	"time"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/stewardhq/steward/checks"
 	"github.com/stewardhq/steward/configs"
+	"github.com/stewardhq/steward/internal/backoff"
 )
 
 // State is where a program is in its life.
@@ -379,7 +379,7 @@ func (s *Supervisor) onExit(p *program, gen int, st ExitStatus) {
 	default:
 		var delay time.Duration
 		if failedStart {
-			delay = backoff(p.spec.BackoffInitial.D(), p.spec.BackoffMax.D(), p.failures)
+			delay = backoff.Delay(p.spec.BackoffInitial.D(), p.spec.BackoffMax.D(), p.failures)
 		}
 		p.state = StateBackoff
 		p.restarts++
@@ -391,21 +391,6 @@ func (s *Supervisor) onExit(p *program, gen int, st ExitStatus) {
 		})
 	}
 	s.schedule()
-}
-
-// backoffJitter spreads restarts of programs that fail together.
-const backoffJitter = 0.2
-
-// backoff is initial·2^(failures-1), capped at max, ±20% jitter, never
-// above max.
-func backoff(initial, max time.Duration, failures int) time.Duration {
-	d := initial
-	for i := 1; i < failures && d < max; i++ {
-		d *= 2
-	}
-	d = min(d, max)
-	jittered := time.Duration(float64(d) * (1 + backoffJitter*(2*rand.Float64()-1)))
-	return min(jittered, max)
 }
 
 // kill sends SIGKILL to the program's group once its stop timeout is over.
@@ -444,6 +429,9 @@ type ProgramStatus struct {
 	// start_secs).
 	Ready bool
 	Main  bool
+	// Oneshot and HasProbe come from the definition the program runs
+	// with, which a reload may have replaced.
+	Oneshot, HasProbe bool
 }
 
 // Status returns a snapshot of every program, or nil once Run has ended.
@@ -452,7 +440,8 @@ func (s *Supervisor) Status(ctx context.Context) []ProgramStatus {
 	s.call(ctx, func() {
 		for _, p := range s.programs {
 			ps := ProgramStatus{Name: p.name, State: p.state, PID: p.pid, Restarts: p.restarts,
-				LastExitCode: -1, Ready: p.readyNow, Main: p.spec.Main}
+				LastExitCode: -1, Ready: p.readyNow, Main: p.spec.Main,
+				Oneshot: p.spec.Kind == configs.KindOneshot, HasProbe: p.spec.Ready != nil}
 			if p.pid != 0 {
 				ps.StartedAt = p.startedAt
 			}
@@ -546,7 +535,7 @@ func (s *Supervisor) startCapture(p *program, pid int, st *stdio) {
 		go func(r *os.File) {
 			defer s.captures.Done()
 			defer r.Close()
-			if err := c.run(r, s.cfg.Steward.MaxLineBytes); err != nil {
+			if err := c.run(r, s.cfg.MaxLineBytes); err != nil {
 				s.log.Warn("reading program output", "program", p.name, "source", c.source, "err", err)
 			}
 		}(pipe.r)

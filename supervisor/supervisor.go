@@ -18,11 +18,33 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/stewardhq/steward/configs"
+	"github.com/stewardhq/steward/stream"
 )
+
+// Config is what the supervisor takes from steward's configuration; cmd/
+// builds it from a configs snapshot. The program definitions are shared
+// with that snapshot and, like it, never changed.
+type Config struct {
+	// Programs in the config's order (which breaks ties in start order).
+	Programs []*configs.Program
+	// ShutdownTimeout bounds the whole stop; what is still alive then is
+	// killed.
+	ShutdownTimeout time.Duration
+	// SuccessExitCodes of the main program are reported as 0.
+	SuccessExitCodes []int
+	// OutputPrefix puts "[program] " before copied lines: auto (more than
+	// one program), always, never.
+	OutputPrefix     string
+	OutputTimestamps bool
+	// MaxLineBytes is the longest line kept whole.
+	MaxLineBytes int
+	// PdeathSignal is sent to steward when its parent dies (not as PID 1).
+	PdeathSignal syscall.Signal
+}
 
 // Supervisor runs the programs of one configuration.
 type Supervisor struct {
-	cfg     *configs.Config
+	cfg     Config
 	log     *slog.Logger
 	reaper  *reaper
 	env     []string // inherited environment, secrets removed
@@ -34,15 +56,21 @@ type Supervisor struct {
 	stdinTTY bool
 	sigs     *signals
 
-	logs   *Stream[LogRecord]
-	events *Stream[Event]
+	logs   *stream.Stream[LogRecord]
+	events *stream.Stream[Event]
 
-	programs   []*program // in start order
-	byName     map[string]*program
+	programs []*program // in start order
+	byName   map[string]*program
+	// order is the config's order of the programs, the supervisor's own:
+	// a reload replaces it as a whole, on the loop.
+	order      []string
 	dependents map[*program][]*program
 
 	inbox    mailbox
 	loopDone chan struct{}
+	// started is closed once Run has forked the programs that could start
+	// at once: what the first exec does not need starts after it.
+	started  chan struct{}
 	captures sync.WaitGroup
 
 	onHangup func()
@@ -80,10 +108,18 @@ func WithEnviron(environ []string) Option {
 // New prepares a supervisor for cfg. It starts the reaper at once and, when
 // steward is not PID 1, makes it a child subreaper, so that orphans of the
 // programs are reaped here rather than by the host's init.
-func New(cfg *configs.Config, log *slog.Logger, opts ...Option) (*Supervisor, error) {
+func New(cfg Config, log *slog.Logger, opts ...Option) (*Supervisor, error) {
 	devNull, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
 	if err != nil {
 		return nil, fmt.Errorf("supervisor: %w", err)
+	}
+	// Non-dumpable before any program starts: steward's memory and its
+	// original environment (/proc/1/environ shows the block it was exec'd
+	// with, secrets included, whatever steward unsets since) then need
+	// CAP_SYS_PTRACE to read, which a container's programs lack (Docker
+	// drops it), root or not. Programs are dumpable again: execve resets it.
+	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
+		return nil, fmt.Errorf("supervisor: make steward non-dumpable: %w", err)
 	}
 	if os.Getpid() != 1 {
 		if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
@@ -95,11 +131,12 @@ func New(cfg *configs.Config, log *slog.Logger, opts ...Option) (*Supervisor, er
 		log:      log,
 		env:      baseEnv(os.Environ()),
 		devNull:  devNull,
-		out:      &output{stdout: os.Stdout, stderr: os.Stderr, timestamps: cfg.Steward.OutputTimestamps},
-		logs:     NewStream[LogRecord]("logs", log),
-		events:   NewStream[Event]("events", log),
+		out:      &output{stdout: os.Stdout, stderr: os.Stderr, timestamps: cfg.OutputTimestamps},
+		logs:     stream.New[LogRecord]("logs", log),
+		events:   stream.New[Event]("events", log),
 		byName:   map[string]*program{},
 		loopDone: make(chan struct{}),
+		started:  make(chan struct{}),
 
 		shutdownBegan: make(chan struct{}),
 	}
@@ -110,29 +147,25 @@ func New(cfg *configs.Config, log *slog.Logger, opts ...Option) (*Supervisor, er
 	if _, err := unix.IoctlGetInt(0, unix.TIOCGPGRP); err == nil {
 		s.stdinTTY = true
 	}
-	switch cfg.Steward.OutputPrefix {
+	switch cfg.OutputPrefix {
 	case "always":
 		s.prefix = true
 	case "auto":
 		s.prefix = len(cfg.Programs) > 1
 	}
-	for _, name := range startOrder(cfg) {
-		p := newProgram(cfg.Programs[name], s.env)
+	for _, spec := range cfg.Programs {
+		p := newProgram(spec, s.env)
 		s.programs = append(s.programs, p)
-		s.byName[name] = p
+		s.byName[p.name] = p
+		s.order = append(s.order, p.name)
 	}
-	s.dependents = map[*program][]*program{}
-	for _, p := range s.programs {
-		for _, dep := range p.spec.DependsOn {
-			d := s.byName[dep.Name]
-			s.dependents[d] = append(s.dependents[d], p)
-		}
-	}
+	s.cfg.Programs = nil // the programs live in s.programs from here on
+	s.reorder()
 	s.reaper = processReaper()
 	if s.sigs, err = catchSignals(isTerminal(0) || isTerminal(1) || isTerminal(2)); err != nil {
 		return nil, err
 	}
-	if err := setPdeathSignal(cfg.Steward.PdeathSignal.S()); err != nil {
+	if err := setPdeathSignal(cfg.PdeathSignal); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -140,8 +173,8 @@ func New(cfg *configs.Config, log *slog.Logger, opts ...Option) (*Supervisor, er
 
 // startOrder sorts programs so each comes after its dependencies, ties kept
 // in the config's order. The config has no cycles.
-func startOrder(cfg *configs.Config) []string {
-	var order []string
+func startOrder(order []string, specs func(name string) *configs.Program) []string {
+	var sorted []string
 	placed := map[string]bool{}
 	var place func(name string)
 	place = func(name string) {
@@ -149,22 +182,31 @@ func startOrder(cfg *configs.Config) []string {
 			return
 		}
 		placed[name] = true
-		for _, dep := range cfg.Programs[name].DependsOn {
-			place(dep.Name)
+		if spec := specs(name); spec != nil {
+			for _, dep := range spec.DependsOn {
+				place(dep.Name)
+			}
 		}
-		order = append(order, name)
+		sorted = append(sorted, name)
 	}
-	for _, name := range cfg.Order {
+	for _, name := range order {
 		place(name)
 	}
-	return order
+	return sorted
 }
 
 // Logs is the stream of every line programs write.
-func (s *Supervisor) Logs() *Stream[LogRecord] { return s.logs }
+func (s *Supervisor) Logs() *stream.Stream[LogRecord] { return s.logs }
 
 // Events is the stream of program events.
-func (s *Supervisor) Events() *Stream[Event] { return s.events }
+func (s *Supervisor) Events() *stream.Stream[Event] { return s.events }
+
+// Started is closed once Run has started the programs whose dependencies
+// were met at once (the main program, in a plain `steward -- CMD`), or has
+// begun to stop because one could not start. Components that no program
+// needs before its exec (listeners, connections, collectors) start then,
+// so that they do not delay it.
+func (s *Supervisor) Started() <-chan struct{} { return s.started }
 
 // ShuttingDown is closed when steward begins to stop every program (a stop
 // of one program on request is not a shutdown).
@@ -185,6 +227,7 @@ func (s *Supervisor) Run(ctx context.Context) int {
 	defer stop()
 
 	s.schedule()
+	close(s.started)
 	for !s.finished {
 		select {
 		case sig := <-s.sigs.c:
@@ -201,7 +244,7 @@ func (s *Supervisor) Run(ctx context.Context) int {
 		}
 	}
 	code := s.exitCode
-	if slices.Contains(s.cfg.Steward.SuccessExitCodes, code) {
+	if slices.Contains(s.cfg.SuccessExitCodes, code) {
 		code = 0
 	}
 	return code

@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/stewardhq/steward/internal/testutil"
 )
 
 // carbon is a real carbon-cache (Debian's graphite-carbon) on loopback,
@@ -25,7 +27,7 @@ type carbon struct {
 	addr string // plaintext line receiver, TCP and UDP
 	cmd  *exec.Cmd
 	done chan struct{}
-	out  *lockedBuffer
+	out  *testutil.LockedBuffer
 }
 
 // startCarbon writes a config on free loopback ports and starts
@@ -75,7 +77,7 @@ LOG_UPDATES = False
 
 func (c *carbon) start() {
 	c.t.Helper()
-	c.out = &lockedBuffer{}
+	c.out = &testutil.LockedBuffer{}
 	c.cmd = exec.Command("carbon-cache", "--config="+filepath.Join(c.dir, "carbon.conf"), "--debug", "start")
 	c.cmd.Stdout, c.cmd.Stderr = c.out, c.out
 	c.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -84,7 +86,7 @@ func (c *carbon) start() {
 	}
 	c.done = make(chan struct{})
 	go func() { c.cmd.Wait(); close(c.done) }()
-	eventually(c.t, "carbon accepting connections on "+c.addr, func() bool {
+	testutil.Eventually(c.t, "carbon accepting connections on "+c.addr, func() bool {
 		select {
 		case <-c.done:
 			c.t.Fatalf("carbon-cache exited:\n%s", c.out.String())
@@ -187,3 +189,18 @@ func (c *carbon) stored(series string, from int64) int {
 	}
 	return n
 }
+
+// want waits until the newest value carbon stored for series passes ok.
+func (c *carbon) want(what, series string, ok func(v float64) bool) {
+	c.t.Helper()
+	var last float64
+	var have bool
+	testutil.Eventually(c.t, what+" in carbon ("+series+")", func() bool {
+		last, have = c.last(series)
+		return have && ok(last)
+	})
+	c.t.Logf("%s = %v", series, last)
+}
+
+func eq(x float64) func(float64) bool      { return func(v float64) bool { return v == x } }
+func atLeast(x float64) func(float64) bool { return func(v float64) bool { return v >= x } }

@@ -15,6 +15,7 @@ type metrics struct {
 	stop    context.CancelFunc
 	stopped chan struct{}
 	ship    *graphite.Shipper
+	app     *appInputs
 }
 
 // startMetrics runs when Graphite has an address, metrics.print or
@@ -81,13 +82,16 @@ func startMetrics(ctx context.Context, w *wiring) (component, error) {
 		}
 		cs = append(cs, c)
 	}
+	app := newAppInputs(w)
+	cs = append(cs, app.collectors...)
 	sched = collectors.NewScheduler(interval, cs, func(round []collectors.Sample) {
 		for _, sink := range sinks {
 			sink(round)
 		}
 	}, w.log)
 	runCtx, stop := context.WithCancel(ctx)
-	mt := &metrics{stop: stop, stopped: make(chan struct{}), ship: ship}
+	mt := &metrics{stop: stop, stopped: make(chan struct{}), ship: ship, app: app}
+	app.listen(runCtx, w)
 	go func() {
 		defer close(mt.stopped)
 		sched.Run(runCtx)
@@ -99,6 +103,7 @@ func startMetrics(ctx context.Context, w *wiring) (component, error) {
 
 // Close stops collecting and flushes what is buffered within ctx.
 func (m *metrics) Close(ctx context.Context) error {
+	m.app.close()
 	m.stop()
 	select {
 	case <-m.stopped:

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/stewardhq/steward/configs"
+	"github.com/stewardhq/steward/internal/testutil"
 )
 
 // sweptSignals are the signals a program records in the tests: every
@@ -99,7 +100,7 @@ func (in *instance) got(who string) []syscall.Signal {
 // waitGot waits until who has recorded sig.
 func (in *instance) waitGot(who string, sig syscall.Signal) {
 	in.t.Helper()
-	eventually(in.t, fmt.Sprintf("%s to record signal %d", who, sig), func() bool {
+	testutil.Eventually(in.t, fmt.Sprintf("%s to record signal %d", who, sig), func() bool {
 		in.failIfExited(fmt.Sprintf("%s recorded signal %d", who, sig))
 		return slices.Contains(in.got(who), sig)
 	})
@@ -117,7 +118,7 @@ func (in *instance) failIfExited(before string) {
 func (in *instance) waitReady(who ...string) {
 	in.t.Helper()
 	for _, w := range who {
-		eventually(in.t, w+" ready", func() bool {
+		testutil.Eventually(in.t, w+" ready", func() bool {
 			in.failIfExited(w + " ready")
 			_, err := os.Stat(filepath.Join(in.dir, "ready."+w))
 			return err == nil
@@ -212,7 +213,7 @@ signals = { TERM = "drop", INT = "drop", HUP = "drop" }
 // waitLog waits for a log line matching cond.
 func (in *instance) waitLog(cond func(event) bool) {
 	in.t.Helper()
-	eventually(in.t, "log line", func() bool {
+	testutil.Eventually(in.t, "log line", func() bool {
 		in.failIfExited("the log line")
 		return slices.ContainsFunc(in.logLines(), cond)
 	})
@@ -271,7 +272,7 @@ func TestRewriteValidation(t *testing.T) {
 // program's group, which dies of it, and steward exits with its code.
 func TestAbortNotPID1(t *testing.T) {
 	in := start(t, runOpts{hostPIDNS: true, command: []string{"sh", "-c", `sleep 1000 & echo $! > $T/child; wait`}})
-	eventually(t, "child pid", func() bool { return len(readIntsIfAny(in.dir+"/child")) == 1 })
+	testutil.Eventually(t, "child pid", func() bool { return len(readIntsIfAny(in.dir+"/child")) == 1 })
 	child := readInts(t, in.dir+"/child")[0]
 	in.signal(syscall.SIGABRT)
 	if code := in.wait(); code != 128+int(syscall.SIGABRT) {
@@ -313,7 +314,7 @@ mkfifo $T/fifo; exec 3<>$T/fifo; echo ready > $T/ready.main; while :; do read x 
 func TestPdeathSignal(t *testing.T) {
 	in := start(t, runOpts{hostPIDNS: true, env: []string{"STEWARD_PDEATHSIG=TERM"},
 		wrap: []string{"sh", "-c", `"$@" & echo $! > $T/steward.pid; wait`, "sh"}, command: []string{"sleep", "1000"}})
-	eventually(t, "steward's pid", func() bool { return len(readIntsIfAny(in.dir+"/steward.pid")) == 1 })
+	testutil.Eventually(t, "steward's pid", func() bool { return len(readIntsIfAny(in.dir+"/steward.pid")) == 1 })
 	pid := readInts(t, in.dir+"/steward.pid")[0]
 	t.Cleanup(func() { syscall.Kill(pid, syscall.SIGKILL) })
 	in.waitEvent("sleep", "started")

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/stewardhq/steward/configs"
-	"github.com/stewardhq/steward/supervisor/control"
+	"github.com/stewardhq/steward/control"
 )
 
 // httpComponent serves the local HTTP endpoint: /healthz, /readyz and what
