@@ -78,6 +78,9 @@ type Supervisor struct {
 
 	inbox    mailbox
 	loopDone chan struct{}
+	// started is closed once Run has forked the programs that could start
+	// at once: what the first exec does not need starts after it.
+	started  chan struct{}
 	captures sync.WaitGroup
 
 	onHangup func()
@@ -143,6 +146,7 @@ func New(cfg Config, log *slog.Logger, opts ...Option) (*Supervisor, error) {
 		events:   stream.New[Event]("events", log),
 		byName:   map[string]*program{},
 		loopDone: make(chan struct{}),
+		started:  make(chan struct{}),
 
 		shutdownBegan: make(chan struct{}),
 	}
@@ -201,6 +205,13 @@ func (s *Supervisor) Logs() *stream.Stream[LogRecord] { return s.logs }
 // Events is the stream of program events.
 func (s *Supervisor) Events() *stream.Stream[Event] { return s.events }
 
+// Started is closed once Run has started the programs whose dependencies
+// were met at once (the main program, in a plain `steward -- CMD`), or has
+// begun to stop because one could not start. Components that no program
+// needs before its exec (listeners, connections, collectors) start then,
+// so that they do not delay it.
+func (s *Supervisor) Started() <-chan struct{} { return s.started }
+
 // ShuttingDown is closed when steward begins to stop every program (a stop
 // of one program on request is not a shutdown).
 func (s *Supervisor) ShuttingDown() <-chan struct{} { return s.shutdownBegan }
@@ -228,6 +239,7 @@ func (s *Supervisor) Run(ctx context.Context) int {
 	defer stop()
 
 	s.schedule()
+	close(s.started)
 	for !s.finished {
 		select {
 		case sig := <-sigc:
