@@ -12,7 +12,6 @@ require (
 	github.com/creack/pty v1.1.24
 	github.com/fluent/fluent-logger-golang v1.10.2
 	github.com/gorilla/websocket v1.5.3
-	github.com/kardianos/service v1.3.0
 	github.com/prometheus/client_model v0.6.3
 	github.com/prometheus/common v0.73.1
 	github.com/prometheus/procfs v0.23.0

@@ -92,9 +92,9 @@ type ProgramLogs struct {
 const (
 	DefaultFluentdTag            = "{app}.{program}"
 	DefaultFluentdPort           = "24224"
-	DefaultFluentdBatchBytes     = 1 << 20
+	DefaultFluentdBatchBytes     = 128 << 10
 	DefaultFluentdFlushInterval  = 500 * time.Millisecond
-	DefaultFluentdQueueBytes     = 8 << 20
+	DefaultFluentdQueueBytes     = 2 << 20
 	DefaultFluentdSpoolDir       = "/var/lib/steward/spool"
 	DefaultFluentdSpoolMaxBytes  = 256 << 20
 	DefaultFluentdConnectTimeout = 5 * time.Second

@@ -80,6 +80,11 @@ type BatchOptions[T any] struct {
 	// its batches are dropped at once, never waited for, until it has
 	// caught up. Zero never waits.
 	Wait time.Duration
+	// DropOldest makes room for a new batch by dropping the oldest
+	// queued ones: for a subscriber that keeps only the newest values
+	// (the `steward logs` ring), losing old ones in a burst is its design,
+	// so they are counted (Dropped) but never logged as a warning.
+	DropOldest bool
 }
 
 // subscriber counts what a subscriber missed and reports each burst once.
@@ -113,6 +118,9 @@ func (s *Stream[T]) SubscribeBatches(name string, o BatchOptions[T]) *BatchSubsc
 	ch := make(chan []T, max(o.MaxBatches, 1))
 	sub := &BatchSubscription[T]{C: ch, ch: ch, opts: o, room: make(chan struct{})}
 	sub.drops = s.dropCounter(name)
+	if o.DropOldest {
+		sub.drops = drops.New(nil, "") // counted, never logged: dropping is the design
+	}
 	s.mu.Lock()
 	s.batches = append(s.batches, sub)
 	s.count()
@@ -158,6 +166,27 @@ func (b *BatchSubscription[T]) weigh(batch []T) int64 {
 
 // tryOffer queues batch if it fits.
 func (b *BatchSubscription[T]) tryOffer(batch []T) bool {
+	for {
+		if b.offer(batch) {
+			return true
+		}
+		if !b.opts.DropOldest {
+			return false
+		}
+		select {
+		case old := <-b.ch:
+			b.queued.Add(-b.weigh(old))
+			b.drops.Add(len(old))
+		default:
+			// Nothing queued to drop (the reader holds what it took):
+			// the new batch is the one dropped.
+			return false
+		}
+	}
+}
+
+// offer queues batch if it fits.
+func (b *BatchSubscription[T]) offer(batch []T) bool {
 	w := b.weigh(batch)
 	if q := b.queued.Add(w); q-w > 0 && q > b.opts.MaxWeight {
 		b.queued.Add(-w)

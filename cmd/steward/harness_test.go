@@ -30,6 +30,12 @@ func TestMain(m *testing.M) {
 	if mode := os.Getenv("STEWARD_TEST_HELPER"); mode != "" {
 		os.Exit(helper(mode, os.Args[1:]))
 	}
+	// STEWARD_TEST_BIN runs the tests against another build, e.g. the
+	// main branch's, to see which tests fail before a fix.
+	if bin := os.Getenv("STEWARD_TEST_BIN"); bin != "" {
+		stewardBin = bin
+		os.Exit(m.Run())
+	}
 	dir, err := os.MkdirTemp("", "steward-test-")
 	if err != nil {
 		panic(err)
@@ -56,6 +62,9 @@ func TestMain(m *testing.M) {
 // shell can't give: "listen" accepts TCP connections on $LISTEN_ADDR and
 // "http" answers 200 there, both after $LISTEN_DELAY.
 func helper(mode string, args []string) int {
+	if mode == "spawn" {
+		return spawnHelper(args)
+	}
 	if d, err := time.ParseDuration(os.Getenv("LISTEN_DELAY")); err == nil {
 		time.Sleep(d)
 	}
@@ -99,6 +108,8 @@ type runOpts struct {
 	hostPIDNS bool
 	// stdio, when set, replaces the pipes (a terminal, say).
 	stdio *os.File
+	// stdout, when set, is steward's stdout.
+	stdout *os.File
 	// setctty makes stdio the controlling terminal of a new session.
 	setctty bool
 	// wrap runs steward through this command (steward's path and
@@ -106,6 +117,9 @@ type runOpts struct {
 	wrap []string
 	// bin replaces the binary under test (default stewardBin).
 	bin string
+	// discardStdout sends steward's stdout (the programs' copied lines)
+	// to /dev/null rather than into the test's memory.
+	discardStdout bool
 }
 
 type instance struct {
@@ -153,6 +167,12 @@ func start(t *testing.T, o runOpts) *instance {
 		in.cmd.Stdin, in.cmd.Stdout, in.cmd.Stderr = o.stdio, o.stdio, o.stdio
 	} else {
 		in.cmd.Stdout, in.cmd.Stderr = in.stdout, in.stderr
+		if o.discardStdout {
+			in.cmd.Stdout = nil // exec opens /dev/null
+		}
+	}
+	if o.stdout != nil {
+		in.cmd.Stdout = o.stdout
 	}
 	if o.setctty {
 		in.cmd.SysProcAttr.Setsid = true

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"os"
+	"runtime/debug"
 
 	"github.com/stewardhq/steward/shippers/fluentd"
 )
@@ -16,7 +18,18 @@ func startLogs(ctx context.Context, w *wiring) (component, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The log path is what bursts: every buffer on it is bounded by
+	// queue_bytes, and a soft memory limit well above what those bounds
+	// need (measured: a Go heap of about 12 MiB in a burst with the
+	// default 4 MiB) makes the collector work harder before steward's
+	// memory could grow past it for any reason. Only a backstop: the
+	// bounds are the fix. GOMEMLIMIT, when set, wins.
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(memoryBackstop + 2*int64(w.cfg.Fluentd.QueueBytes))
+	}
 	s.Start(w.sup.Logs())
 	w.sources.add(fluentdMetrics(s))
 	return s, nil
 }
+
+const memoryBackstop = 16 << 20

@@ -84,7 +84,6 @@ func startMetrics(ctx context.Context, w *wiring) (component, error) {
 	}
 	app := newAppInputs(w)
 	cs = append(cs, app.collectors...)
-	w.checkMetrics = app.checks
 	sched = collectors.NewScheduler(interval, cs, func(round []collectors.Sample) {
 		for _, sink := range sinks {
 			sink(round)

@@ -13,11 +13,19 @@ import (
 // kept: the spool holds what is older than anything in memory, and the
 // sender reads the spool first. When the spool is over its cap, its oldest
 // segment goes; without a spool, the oldest chunk in memory goes.
+//
+// The bound covers the chunks the sender holds too (written and not yet
+// acknowledged, or waiting to be written again), so memory holds one
+// bounded window of batches whatever the server does: a slow server
+// makes the queue spill sooner, never grow.
 type queue struct {
 	mu       sync.Mutex
 	mem      []*chunk // oldest first
 	memBytes int64
 	memCap   int64
+	// held is the size of the chunks popped and not yet released
+	// (delivered, or persisted at shutdown).
+	held     int64
 	spool    *spool // nil: no disk
 	spoolErr bool   // a spool write failed; reported once
 
@@ -46,7 +54,7 @@ func (q *queue) push(c *chunk) {
 	q.mu.Lock()
 	q.mem = append(q.mem, c)
 	q.memBytes += c.size()
-	for q.memBytes > q.memCap && len(q.mem) > 0 {
+	for q.memBytes+q.held > q.memCap && len(q.mem) > 0 {
 		q.spill(q.shift())
 	}
 	q.updateGauges()
@@ -97,8 +105,19 @@ func (q *queue) pop() *chunk {
 	if c == nil && len(q.mem) > 0 {
 		c = q.shift()
 	}
+	if c != nil {
+		q.held += c.size()
+	}
 	q.updateGauges()
 	return c
+}
+
+// release frees a chunk the sender got from pop and has delivered.
+func (q *queue) release(c *chunk) {
+	q.mu.Lock()
+	q.held -= c.size()
+	q.mu.Unlock()
+	c.release()
 }
 
 // empty reports whether nothing waits to be sent.
@@ -116,15 +135,17 @@ func (q *queue) empty() bool {
 	return true
 }
 
-// acked tells the spool that a chunk read from it was delivered.
-func (q *queue) acked(c *chunk) {
-	if c.seg == nil {
-		return
-	}
+// delivered tells the spool that a chunk read from it was delivered, and
+// frees the chunk.
+func (q *queue) delivered(c *chunk) {
 	q.mu.Lock()
-	q.spool.acked(c)
+	if c.seg != nil {
+		q.spool.acked(c)
+	}
+	q.held -= c.size()
 	q.updateGauges()
 	q.mu.Unlock()
+	c.release()
 }
 
 // persist writes chunks the sender still held (unacknowledged) and what is
@@ -134,6 +155,9 @@ func (q *queue) acked(c *chunk) {
 func (q *queue) persist(held []*chunk) (lost int) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	for _, c := range held {
+		q.held -= c.size()
+	}
 	all := append(held, q.mem...)
 	q.mem, q.memBytes = nil, 0
 	before := q.st.dropped.Total()
@@ -146,15 +170,15 @@ func (q *queue) persist(held []*chunk) (lost int) {
 	return int(q.st.dropped.Total() - before)
 }
 
-// left returns the records and bytes waiting in the spool.
+// left returns the records and bytes the spool will send again: those
+// never handed out, and those handed out whose ack did not come.
 func (q *queue) left() (lines int, bytes int64) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.spool == nil {
 		return 0, 0
 	}
-	_, lines, _ = q.spool.pending()
-	return lines, q.spool.bytes
+	return q.spool.unacked(), q.spool.bytes
 }
 
 func (q *queue) updateGauges() {

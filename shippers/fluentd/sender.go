@@ -57,6 +57,35 @@ type sender struct {
 	hungry chan struct{}
 	abort  chan struct{} // closed when the flush deadline passes
 	done   chan struct{}
+
+	// deadline is when the flush must end (zero: none); set before
+	// closing is closed. Near it the sender stops writing and waits for
+	// the acks of what is in flight, so that a batch the server has is
+	// not left for the next steward to send again.
+	deadline time.Time
+	// ackLatency is how long acks have been taking lately (from the
+	// write to the ack): a slow peak at once, a slow decay.
+	ackLatency time.Duration
+}
+
+// minAckReserve is the least time kept at the end of the flush for acks.
+const minAckReserve = 50 * time.Millisecond
+
+// lastCall reports whether the flush deadline is so near that what is
+// written now would likely not be acknowledged in time: the sender then
+// only waits for the acks of what it has written.
+func (s *sender) lastCall() bool {
+	// deadline is read only once closing is seen closed: it was set
+	// before.
+	if !closed(s.closing) || s.deadline.IsZero() {
+		return false
+	}
+	return time.Until(s.deadline) < 2*s.ackLatency+minAckReserve
+}
+
+func (s *sender) noteAck(c *chunk) {
+	lat := time.Since(c.sentAt)
+	s.ackLatency = max(lat, s.ackLatency-s.ackLatency/8)
 }
 
 func closed(ch chan struct{}) bool {
@@ -198,8 +227,7 @@ func (s *sender) next() *chunk {
 
 func (s *sender) delivered(c *chunk) {
 	s.st.sent.Add(uint64(c.lines))
-	s.q.acked(c)
-	c.release()
+	s.q.delivered(c)
 }
 
 // session sends on c until it fails or everything is sent at shutdown.
@@ -237,7 +265,7 @@ func (s *sender) session(c *conn) (progress bool, err error) {
 	ackTimer := time.NewTimer(time.Hour)
 	defer ackTimer.Stop()
 	for {
-		for len(inflight) < window {
+		for len(inflight) < window && !s.lastCall() {
 			ch := s.next()
 			if ch == nil {
 				select {
@@ -261,6 +289,9 @@ func (s *sender) session(c *conn) (progress bool, err error) {
 		if len(inflight) == 0 && s.finished() {
 			return progress, nil
 		}
+		if len(inflight) == 0 && s.lastCall() {
+			return progress, errAborted // every ack is in; the rest stays in the spool
+		}
 		var timeout <-chan time.Time
 		if len(inflight) > 0 {
 			ackTimer.Reset(time.Until(inflight[0].sentAt.Add(s.ackTimeout)))
@@ -274,6 +305,7 @@ func (s *sender) session(c *conn) (progress bool, err error) {
 			}
 			ch := inflight[i]
 			inflight = slices.Delete(inflight, i, i+1)
+			s.noteAck(ch)
 			s.delivered(ch)
 			progress = true
 			return true

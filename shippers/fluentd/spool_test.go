@@ -170,7 +170,7 @@ func TestQueueSpillsOldestAndReadsSpoolFirst(t *testing.T) {
 		if c == nil || c.id != fmt.Sprintf("id-%d", i) {
 			t.Fatalf("pop %d: %v", i, c)
 		}
-		q.acked(c)
+		q.delivered(c)
 	}
 	if !q.empty() {
 		t.Fatal("queue not empty")

@@ -424,3 +424,29 @@ func TestFraming(t *testing.T) {
 		t.Fatal("a message without a type line decoded")
 	}
 }
+
+// TestCheckMetricsInEvent: a check with an output_metric_format carries its
+// parsed metrics in its event, as sensu-agent attaches them, readable as
+// core/v2 Metrics.
+func TestCheckMetricsInEvent(t *testing.T) {
+	p := newPeer(t)
+	a, _ := startAgent(t, testConfig(p))
+	now := time.Now()
+	a.Publish(checks.Report{Name: "disk", Kind: checks.KindCommand, Target: "check_disk",
+		OutputMetricFormat: "nagios_perfdata",
+		Metrics: []checks.MetricPoint{{Name: "used", Value: 80, Timestamp: now.Unix(),
+			Tags: []checks.MetricTag{{Name: "check", Value: "disk"}, {Name: "mount", Value: "/data"}}}},
+		Result: checks.Result{Status: checks.OK, Output: "DISK OK | used=80%", Executed: now}})
+	waitFor(t, p, "the event", func() bool { return len(p.Events("default", "web-7f9c")["disk"]) > 0 })
+	ev := decodeEvent(t, p.Events("default", "web-7f9c")["disk"])
+	if ev.Check.OutputMetricFormat != "nagios_perfdata" {
+		t.Errorf("output_metric_format %q", ev.Check.OutputMetricFormat)
+	}
+	if ev.Metrics == nil || len(ev.Metrics.Points) != 1 {
+		t.Fatalf("metrics %+v", ev.Metrics)
+	}
+	pt := ev.Metrics.Points[0]
+	if pt.Name != "used" || pt.Value != 80 || pt.Timestamp != now.Unix() || len(pt.Tags) != 2 || pt.Tags[1].Value != "/data" {
+		t.Errorf("point %+v", pt)
+	}
+}
