@@ -310,7 +310,7 @@ func (s *Supervisor) onReady(p *program, gen int, ok bool, output string) {
 	// counted as a failed start.
 	s.log.Error("program not ready in time", "program", p.name, "max_wait", p.spec.Ready.MaxWait.D(), "probe", output)
 	p.readyFailed = true
-	s.signalGroup(p, p.spec.StopSignal.S())
+	s.signalProgram(p, p.spec.StopSignal.S())
 	p.killTimer = s.after(p, p.spec.StopTimeout.D(), func() { s.kill(p) })
 }
 
