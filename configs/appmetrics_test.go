@@ -73,3 +73,20 @@ output_metric_format = "nagios_perfdata"
 		}
 	}
 }
+
+func TestAppMetricsEnv(t *testing.T) {
+	cfg, err := load(t, oneProgram+"[metrics]\nprint = true\n",
+		"STEWARD_METRICS_STATSD_ENABLED=true", "STEWARD_METRICS_STATSD_ADDR=127.0.0.1:9125",
+		"STEWARD_METRICS_RELAY_ENABLED=true", "STEWARD_METRICS_RELAY_ADDR=[::1]:2004")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := cfg.Metrics
+	if !m.StatsD.Enabled || m.StatsD.Addr != "127.0.0.1:9125" || !m.Relay.Enabled || m.Relay.Addr != "[::1]:2004" {
+		t.Fatalf("%+v %+v", m.StatsD, m.Relay)
+	}
+	_, err = load(t, oneProgram+"[metrics]\nprint = true\n", "STEWARD_METRICS_STATSD_ENABLED=true", "STEWARD_METRICS_STATSD_ADDR=10.0.0.1:8125")
+	if err == nil || !strings.Contains(err.Error(), "STEWARD_METRICS_STATSD_ADDR: metrics.statsd.addr") {
+		t.Fatalf("%v", err)
+	}
+}

@@ -56,14 +56,27 @@ func newAppInputs(w *wiring) *appInputs {
 				Timeout: min(m.Scrape.Timeout.D(), m.Interval.D()), MaxBytes: m.Scrape.MaxBytes, MaxSeries: m.Scrape.MaxSeries}, w.log))
 		}
 	}
-	for _, c := range cfg.Checks {
+	if w.checkMetrics != nil {
+		a.checks = w.checkMetrics
+		a.collectors = append(a.collectors, a.checks)
+	}
+	return a
+}
+
+// startCheckMetrics makes the parser of checks' metric output before the
+// checks run (it must see their first results); the metrics, which start
+// after the programs, collect from it.
+func startCheckMetrics(ctx context.Context, w *wiring) (component, error) {
+	if !w.cfg.MetricsEnabled() {
+		return nil, nil
+	}
+	for _, c := range w.cfg.Checks {
 		if c.OutputMetricFormat != "" {
-			a.checks = checkmetrics.NewMetricOutputs(configs.DefaultCheckMetricLimit, w.log)
-			a.collectors = append(a.collectors, a.checks)
+			w.checkMetrics = checkmetrics.NewMetricOutputs(configs.DefaultCheckMetricLimit, w.log)
 			break
 		}
 	}
-	return a
+	return nil, nil
 }
 
 // listen binds the listeners once the first program has started, or at

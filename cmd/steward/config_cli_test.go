@@ -1,12 +1,15 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"os/user"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/stewardhq/steward/internal/testutil"
 )
 
 // TestValidateShippedExamples: `steward validate` passes every shipped
@@ -71,6 +74,56 @@ func TestSubcommandHelp(t *testing.T) {
 		out, err = exec.Command(stewardBin, append(sub, "--no-such-flag")...).CombinedOutput()
 		if code := exitCode(err); code != exitUsage {
 			t.Errorf("steward %s --no-such-flag: exit %d, want %d:\n%s", strings.Join(sub, " "), code, exitUsage, out)
+		}
+	}
+}
+
+// TestControlClientFindsItsSteward: a control command reads only the
+// socket's key from the config, so a problem elsewhere in it does not send
+// the command to another steward listening on a default path; a config
+// that keeps the socket from being known is an error (exit 2), never a
+// silent fallback.
+func TestControlClientFindsItsSteward(t *testing.T) {
+	dirA, dirB := t.TempDir(), t.TempDir()
+	const rest = "[http]\naddr = \"off\"\n\n[programs.%s]\nmain = true\nstart_secs = 0\ncommand = [\"sleep\", \"1000\"]\n"
+	cfgA := fmt.Sprintf("[control]\nsocket = \"%s/control.sock\"\n"+rest, dirA, "alpha")
+	a := start(t, runOpts{config: cfgA})
+	// B listens where the default paths lead: $XDG_RUNTIME_DIR/steward.
+	b := start(t, runOpts{config: fmt.Sprintf("[control]\nsocket = \"%s/steward/control.sock\"\n"+rest, dirB, "bravo")})
+	a.waitEvent("alpha", "started")
+	b.waitEvent("bravo", "started")
+	for _, sock := range []string{dirA + "/control.sock", dirB + "/steward/control.sock"} {
+		testutil.Eventually(t, sock, func() bool { _, err := os.Stat(sock); return err == nil })
+	}
+	client := func(body string, args ...string) (string, int) {
+		path := filepath.Join(t.TempDir(), "steward.toml")
+		os.WriteFile(path, []byte(body), 0o644)
+		cmd := exec.Command(stewardBin, append(append(args[:1:1], "--config", path), args[1:]...)...)
+		cmd.Env = append(os.Environ(), "XDG_RUNTIME_DIR="+dirB, "STEWARD_CONFIG=", "STEWARD_CONTROL_SOCKET=")
+		out, err := cmd.CombinedOutput()
+		return string(out), exitCode(err)
+	}
+
+	// A problem elsewhere in A's config: the command still reaches A.
+	out, code := client(cfgA+"bogus = 1\n", "status")
+	if code != 0 || !strings.Contains(out, "alpha") || strings.Contains(out, "bravo") {
+		t.Errorf("status with an unrelated problem (exit %d):\n%s", code, out)
+	}
+	out, code = client(cfgA+"bogus = 1\n", "health")
+	if code != 0 || strings.Contains(out, "bravo") {
+		t.Errorf("health with an unrelated problem (exit %d):\n%s", code, out)
+	}
+	// The socket cannot be known: exit 2 and say why; B is not asked.
+	for _, bad := range []string{
+		"[control]\nsocket = 7\n",
+		"[control]\nsocket = \"relative.sock\"\n",
+		"[control\nsocket = \"" + dirA + "/control.sock\"\n",
+	} {
+		for _, command := range []string{"status", "health", "reload"} {
+			out, code := client(bad, command)
+			if code != exitUsage || !strings.Contains(out, "cannot tell which control socket") || strings.Contains(out, "bravo") || strings.Contains(out, "no program changed") {
+				t.Errorf("%s with %q: exit %d:\n%s", command, bad, code, out)
+			}
 		}
 	}
 }

@@ -44,11 +44,10 @@ func newCtlFlags(name, usage string, stderr io.Writer, timeout time.Duration) ct
 	return f
 }
 
-func (f ctlFlags) path() string {
-	if *f.socket != "" {
-		return *f.socket
-	}
-	return control.FindSocket(control.SocketPaths(configuredSocket(*f.cfgPath), os.Environ()))
+// path is the socket to call; ok is false when the config keeps it from
+// being known (the problem is printed: the command exits 2).
+func (f ctlFlags) path(stderr io.Writer) (path string, ok bool) {
+	return socketPath(f.fs.Name(), *f.socket, *f.cfgPath, stderr)
 }
 
 // ctlCommand runs one of the control commands against the running steward.
@@ -74,10 +73,14 @@ func ctlStatus(args []string, stdout, stderr io.Writer) int {
 	if err := f.fs.Parse(args); err != nil {
 		return flagExit(err)
 	}
+	path, ok := f.path(stderr)
+	if !ok {
+		return exitUsage
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), *f.timeout)
 	defer cancel()
 	var programs []programInfo
-	if err := control.Call(ctx, f.path(), "status", nil, &programs); err != nil {
+	if err := control.Call(ctx, path, "status", nil, &programs); err != nil {
 		fmt.Fprintln(stderr, "steward status:", err)
 		return exitFailed
 	}
@@ -141,11 +144,15 @@ func ctlSignal(args []string, stdout, stderr io.Writer) int {
 // callPrograms sends a command on programs and prints "name: state" or
 // "name: ERROR (...)" per program, as supervisorctl does.
 func callPrograms(f ctlFlags, command string, args programsArgs, stdout, stderr io.Writer) int {
+	path, ok := f.path(stderr)
+	if !ok {
+		return exitUsage
+	}
 	// The steward side waits up to the timeout; the call gets a margin.
 	ctx, cancel := context.WithTimeout(context.Background(), *f.timeout+5*time.Second)
 	defer cancel()
 	var results []programResult
-	if err := control.Call(ctx, f.path(), command, args, &results); err != nil {
+	if err := control.Call(ctx, path, command, args, &results); err != nil {
 		fmt.Fprintf(stderr, "steward %s: %v\n", command, err)
 		return exitFailed
 	}
@@ -176,12 +183,16 @@ func ctlLogs(args []string, stdout, stderr io.Writer) int {
 		f.fs.Usage()
 		return exitUsage
 	}
+	path, ok := f.path(stderr)
+	if !ok {
+		return exitUsage
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), *f.timeout)
 	if *follow {
 		ctx, cancel = signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	}
 	defer cancel()
-	err := control.Stream(ctx, f.path(), "logs", logsArgs{Program: f.fs.Arg(0), Lines: *lines, Follow: *follow},
+	err := control.Stream(ctx, path, "logs", logsArgs{Program: f.fs.Arg(0), Lines: *lines, Follow: *follow},
 		func(raw json.RawMessage) error {
 			var rec supervisor.LogRecord
 			if err := json.Unmarshal(raw, &rec); err != nil {
@@ -210,10 +221,14 @@ func ctlReload(args []string, stdout, stderr io.Writer) int {
 	if err := f.fs.Parse(args); err != nil {
 		return flagExit(err)
 	}
+	path, ok := f.path(stderr)
+	if !ok {
+		return exitUsage
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), *f.timeout)
 	defer cancel()
 	var res reloadResult
-	if err := control.Call(ctx, f.path(), "reload", nil, &res); err != nil {
+	if err := control.Call(ctx, path, "reload", nil, &res); err != nil {
 		fmt.Fprintln(stderr, "steward reload:", err)
 		return exitFailed
 	}

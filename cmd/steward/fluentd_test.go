@@ -438,7 +438,7 @@ func TestFluentdHugeLineMemoryBounded(t *testing.T) {
 	in := start(t, runOpts{bin: plainSteward(t), config: peerConfig(t, addr, `
 [programs.big]
 main = true
-command = ["sh", "-c", "head -c ` + strconv.Itoa(size) + ` /dev/zero | tr '\\0' x; exec sleep 1000 >&-"]
+command = ["sh", "-c", "head -c `+strconv.Itoa(size)+` /dev/zero | tr '\\0' x; exec sleep 1000 >&-"]
 `)})
 	testutil.Eventually(t, "the whole line at the peer", func() bool { mu.Lock(); defer mu.Unlock(); return total == size })
 	hwm := vmKB(t, in.pid(), "VmHWM")
@@ -670,7 +670,7 @@ func TestFluentdBurstToSlowPeer(t *testing.T) {
 	in := start(t, runOpts{bin: plainSteward(t), discardStdout: true, config: peerConfig(t, addr, `
 [programs.burst]
 main = true
-command = ["sh", "-c", ` + strconv.Quote(burstCommand(0, lines-1)) + `]
+command = ["sh", "-c", `+strconv.Quote(burstCommand(0, lines-1))+`]
 `)})
 	testutil.Eventually(t, "the burst written", func() bool {
 		_, err := os.Stat(filepath.Join(in.dir, "written"))
@@ -765,7 +765,7 @@ func TestFluentdTailDeliveredAtExit(t *testing.T) {
 	in := start(t, runOpts{discardStdout: true, config: peerConfig(t, addr, `
 [programs.job]
 main = true
-command = ["sh", "-c", "awk 'BEGIN { for (i = 0; i < ` + strconv.Itoa(lines) + `; i++) printf \"%010d\\n\", i }'"]
+command = ["sh", "-c", "awk 'BEGIN { for (i = 0; i < `+strconv.Itoa(lines)+`; i++) printf \"%010d\\n\", i }'"]
 `)})
 	if code := in.wait(); code != 0 {
 		t.Fatalf("exit code %d", code)
@@ -799,7 +799,7 @@ func TestFluentdTimesStrictlyIncrease(t *testing.T) {
 	in := start(t, runOpts{config: peerConfig(t, addr, `
 [programs.seq]
 main = true
-command = ["sh", "-c", "seq 1 ` + strconv.Itoa(lines) + `; exec sleep 1000"]
+command = ["sh", "-c", "seq 1 `+strconv.Itoa(lines)+`; exec sleep 1000"]
 `)})
 	testutil.Eventually(t, "every line", func() bool { mu.Lock(); defer mu.Unlock(); return n == lines })
 	in.signal(syscall.SIGTERM)

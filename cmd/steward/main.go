@@ -20,6 +20,7 @@ import (
 	"github.com/stewardhq/steward/configs"
 	"github.com/stewardhq/steward/control"
 	"github.com/stewardhq/steward/internal/buildinfo"
+	"github.com/stewardhq/steward/internal/pages"
 	"github.com/stewardhq/steward/stream"
 	"github.com/stewardhq/steward/supervisor"
 )
@@ -120,12 +121,21 @@ func loadConfig(opts configs.Options, stderr io.Writer) (*configs.Config, bool) 
 			for _, p := range cerr.Problems {
 				fmt.Fprintln(stderr, p.String())
 			}
+			printWarnings(cerr.Warnings, stderr)
 		} else {
 			fmt.Fprintln(stderr, "steward:", err)
 		}
 		return nil, false
 	}
 	return cfg, true
+}
+
+// printWarnings prints what `steward validate` found but does not count as
+// a problem: users and groups unknown on this host.
+func printWarnings(warnings []configs.Problem, stderr io.Writer) {
+	for _, w := range warnings {
+		fmt.Fprintln(stderr, "steward validate: warning:", w.String())
+	}
 }
 
 // plural is "1 problem", "2 problems".
@@ -154,9 +164,7 @@ func validate(args []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return exitUsage
 	}
-	for _, w := range cfg.Warnings {
-		fmt.Fprintln(stderr, "steward validate: warning:", w.String())
-	}
+	printWarnings(cfg.Warnings, stderr)
 	fmt.Fprintf(stdout, "%s: ok, %s (%s)\n", describe(opts), plural(len(cfg.Programs), "program"), strings.Join(cfg.Order, ", "))
 	return 0
 }
@@ -211,20 +219,34 @@ type wiring struct {
 	// checkMetrics parses the output of checks with an
 	// output_metric_format; nil when there is none.
 	checkMetrics *checkmetrics.MetricOutputs
+	// sensuReports is the Sensu agent's subscription to results, made
+	// before the programs start; the agent starts after them.
+	sensuReports *stream.Subscription[checks.Report]
 }
 
-// starters build the components in order. Each returns nil when its feature
-// is not configured; an error stops steward before any program starts.
-var starters = []func(ctx context.Context, w *wiring) (component, error){
-	startMetrics, startLogs, startChecks, startSensu, startCtl, startHTTP, startControl,
-}
+// starter builds a component. It returns nil when its feature is not
+// configured.
+type starter func(ctx context.Context, w *wiring) (component, error)
+
+// starters build, in order, what must be in place before the first program
+// starts: the subscriptions to its lines and events, and the handlers of
+// the endpoint and the control socket. An error stops steward before any
+// program starts.
+var starters = []starter{startCheckMetrics, startLogs, startChecks, startSensu, startCtl}
+
+// lateStarters start, in order, once the programs that could start at once
+// have been forked (supervisor.Started): nothing there is needed before
+// their exec, and each of them (collectors reading the cgroup, sockets,
+// connections) would delay it. An error stops the programs and steward
+// exits 1, as it would have before starting them.
+var lateStarters = []starter{startMetrics, startSensuAgent, startHTTP, startControl}
 
 // supervisorConfig is the supervisor's part of the config.
 func supervisorConfig(cfg *configs.Config) supervisor.Config {
 	s := cfg.Steward
 	return supervisor.Config{Programs: cfg.ProgramList(), ShutdownTimeout: s.ShutdownTimeout.D(),
 		SuccessExitCodes: s.SuccessExitCodes, OutputPrefix: s.OutputPrefix, OutputTimestamps: s.OutputTimestamps,
-		MaxLineBytes: s.MaxLineBytes}
+		MaxLineBytes: s.MaxLineBytes, PdeathSignal: s.PdeathSignal.S()}
 }
 
 func supervise(args []string, stderr io.Writer) int {
@@ -283,7 +305,46 @@ func supervise(args []string, stderr io.Writer) int {
 			started = append(started, c)
 		}
 	}
+	// The late starters run beside the loop; started is read again only
+	// once they are done.
+	lateDone := make(chan struct{})
+	lateFailed := false
+	go func() {
+		defer close(lateDone)
+		select {
+		case <-sup.Started():
+		case <-ctx.Done():
+			return
+		}
+		for _, start := range lateStarters {
+			select {
+			case <-sup.ShuttingDown():
+				return // nothing to serve any more: exit the sooner
+			default:
+			}
+			c, err := start(ctx, w)
+			if err != nil {
+				log.Error("cannot start", "err", err)
+				lateFailed = true
+				cancel()
+				return
+			}
+			if c != nil {
+				started = append(started, c)
+			}
+		}
+		// What only the start ran need not stay mapped.
+		if n, err := pages.Release(); err != nil {
+			log.Debug("start pages kept", "err", err)
+		} else {
+			log.Debug("start pages released", "bytes", n)
+		}
+	}()
 	code := sup.Run(ctx)
+	<-lateDone
 	closeAll()
+	if lateFailed {
+		return exitFailed
+	}
 	return code
 }

@@ -9,6 +9,10 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/stewardhq/steward/collectors/metricfmt"
 )
@@ -46,6 +50,8 @@ type Listener struct {
 	tcp   net.Listener
 	udp   net.PacketConn
 	conns atomic.Int64
+
+	kernelDrops uint64 // last SK_MEMINFO_DROPS seen, by PollDrops
 
 	mu     sync.Mutex
 	open   map[net.Conn]struct{}
@@ -235,4 +241,44 @@ func (l *Listener) line(line []byte, tooLong bool) {
 		return
 	}
 	l.handle(line)
+}
+
+// ReasonSocketBuffer tags datagrams the kernel dropped because the UDP
+// socket's buffer was full: steward did not read them in time.
+const ReasonSocketBuffer = "socket_buffer"
+
+// soMeminfo is SO_MEMINFO (asm-generic/socket.h; x/sys/unix lacks it):
+// the socket's memory figures, SK_MEMINFO_DROPS among them.
+const soMeminfo = 55
+
+// PollDrops counts the datagrams the kernel dropped on the UDP socket since
+// the last call (reason socket_buffer): those never reach steward, so
+// only the socket can tell. Call it from one goroutine (the collection
+// round).
+func (l *Listener) PollDrops() {
+	if l.udp == nil {
+		return
+	}
+	sc, ok := l.udp.(syscall.Conn)
+	if !ok {
+		return
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return
+	}
+	var info [unix.SK_MEMINFO_VARS]uint32
+	var errno unix.Errno
+	if rc.Control(func(fd uintptr) {
+		size := uint32(unsafe.Sizeof(info))
+		_, _, errno = unix.Syscall6(unix.SYS_GETSOCKOPT, fd, unix.SOL_SOCKET, soMeminfo,
+			uintptr(unsafe.Pointer(&info[0])), uintptr(unsafe.Pointer(&size)), 0)
+	}) != nil || errno != 0 {
+		return
+	}
+	n := uint64(info[unix.SK_MEMINFO_DROPS])
+	if n > l.kernelDrops {
+		l.stats.Drop(ReasonSocketBuffer, int(n-l.kernelDrops))
+	}
+	l.kernelDrops = n
 }

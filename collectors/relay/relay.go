@@ -9,6 +9,7 @@ package relay
 import (
 	"context"
 	"log/slog"
+	"sync/atomic"
 
 	"github.com/stewardhq/steward/collectors"
 	"github.com/stewardhq/steward/collectors/ingest"
@@ -32,7 +33,7 @@ type Relay struct {
 	cfg   Config
 	stats *ingest.Stats
 	buf   *ingest.Buffer
-	l     *ingest.Listener
+	l     atomic.Pointer[ingest.Listener] // set by Start, read by the rounds
 	log   *slog.Logger
 }
 
@@ -50,7 +51,7 @@ func (r *Relay) Start() error {
 	if err != nil {
 		return err
 	}
-	r.l = l
+	r.l.Store(l)
 	return nil
 }
 
@@ -62,7 +63,7 @@ func (r *Relay) handle(line []byte) {
 }
 
 // Addr is the bound TCP address (for tests on port 0).
-func (r *Relay) Addr() string { return r.l.TCPAddr() }
+func (r *Relay) Addr() string { return r.l.Load().TCPAddr() }
 
 // Name implements collectors.Collector.
 func (r *Relay) Name() string { return "relay" }
@@ -70,13 +71,16 @@ func (r *Relay) Name() string { return "relay" }
 // Collect emits what arrived since the last round and the relay's counters.
 func (r *Relay) Collect(_ context.Context, emit func(collectors.Sample)) error {
 	r.buf.Drain(emit)
+	if l := r.l.Load(); l != nil {
+		l.PollDrops()
+	}
 	r.stats.Emit(emit)
 	return nil
 }
 
 // Close stops listening.
 func (r *Relay) Close() {
-	if r.l != nil {
-		r.l.Close()
+	if l := r.l.Load(); l != nil {
+		l.Close()
 	}
 }

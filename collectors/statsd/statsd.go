@@ -7,6 +7,7 @@ package statsd
 import (
 	"context"
 	"log/slog"
+	"sync/atomic"
 
 	"github.com/stewardhq/steward/collectors"
 	"github.com/stewardhq/steward/collectors/ingest"
@@ -31,7 +32,7 @@ type Server struct {
 	cfg   Config
 	stats *ingest.Stats
 	agg   *Aggregator
-	l     *ingest.Listener
+	l     atomic.Pointer[ingest.Listener] // set by Start, read by the rounds
 	log   *slog.Logger
 }
 
@@ -51,7 +52,7 @@ func (s *Server) Start() error {
 	if err != nil {
 		return err
 	}
-	s.l = l
+	s.l.Store(l)
 	return nil
 }
 
@@ -75,10 +76,10 @@ func (s *Server) Handle(line []byte) {
 
 // Addr is the bound address (TCP if on, else UDP), for tests on port 0.
 func (s *Server) Addr() string {
-	if a := s.l.TCPAddr(); a != "" {
+	if a := s.l.Load().TCPAddr(); a != "" {
 		return a
 	}
-	return s.l.UDPAddr()
+	return s.l.Load().UDPAddr()
 }
 
 // Stats are the server's counters.
@@ -90,6 +91,9 @@ func (s *Server) Name() string { return "statsd" }
 // Collect flushes the interval's aggregates and the server's counters.
 func (s *Server) Collect(_ context.Context, emit func(collectors.Sample)) error {
 	s.agg.Flush(emit)
+	if l := s.l.Load(); l != nil {
+		l.PollDrops()
+	}
 	s.stats.Emit(emit)
 	emit(collectors.Sample{Name: "steward.appmetrics.series", Value: float64(s.agg.Series()), Kind: collectors.Gauge,
 		Tags: []collectors.Tag{{Key: "input", Value: "statsd"}}})
@@ -98,7 +102,7 @@ func (s *Server) Collect(_ context.Context, emit func(collectors.Sample)) error 
 
 // Close stops listening.
 func (s *Server) Close() {
-	if s.l != nil {
-		s.l.Close()
+	if l := s.l.Load(); l != nil {
+		l.Close()
 	}
 }

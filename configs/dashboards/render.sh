@@ -6,7 +6,9 @@
 # cgroup (as a container runtime would start them), shipping metrics to a
 # real carbon-cache, and renders the dashboard's panels
 # (configs/dashboards/steward-graphite.json) through a real graphite-web's
-# /render API into docs/img/*.png.
+# /render API into docs/img/*.png. Each version also runs the demo app
+# (configs/dashboards/demoapp), which reports its requests by StatsD and on
+# a Prometheus endpoint, for the dashboard's App row.
 #
 #   configs/dashboards/render.sh [--duration 4m] [--out DIR] [--keep]
 #
@@ -128,7 +130,7 @@ for s in socks:
 print(" ".join(str(s.getsockname()[1]) for s in socks))
 EOF
 }
-read -r line_port pickle_port query_port web_port < <(freeports 4)
+read -r line_port pickle_port query_port web_port blue_statsd_port blue_app_port green_statsd_port green_app_port < <(freeports 8)
 
 # waitport PORT PID WHAT: until something accepts on PORT, or PID died.
 waitport() {
@@ -205,8 +207,9 @@ pids+=($!)
 waitport "$line_port" "$!" carbon
 
 # --- steward and the demo --------------------------------------------------
-log "building steward"
-(cd "$repo" && CGO_ENABLED=0 go build -o "$work/steward" ./cmd/steward)
+log "building steward and the demo app"
+(cd "$repo" && CGO_ENABLED=0 go build -o "$work/steward" ./cmd/steward &&
+	CGO_ENABLED=0 go build -o "$work/demoapp" ./configs/dashboards/demoapp)
 
 # The demo as it ships, plus one program that wants about 0.3 of a core
 # (0.3 s of busy loop every second): the demo's own programs mostly sleep,
@@ -218,7 +221,31 @@ cat >>"$work/demo.toml" <<'EOF'
 [programs.load]
 command = ["sh", "-c", "while :; do timeout 0.3 sh -c 'while :; do :; done'; sleep 0.7; done"]
 EOF
-"$work/steward" validate --config "$work/demo.toml" >/dev/null
+
+# appconf NAME STATSD_PORT APP_PORT ERRORS: the deployment's config: the
+# demo plus the demo app (configs/dashboards/demoapp), which sends StatsD
+# to steward and serves a Prometheus endpoint steward scrapes, failing
+# ERRORS of its requests. Each deployment has its own ports: they share
+# the host's network namespace here, as containers would not.
+appconf() {
+	cp "$work/demo.toml" "$work/$1.toml"
+	cat >>"$work/$1.toml" <<EOF
+
+# Added by configs/dashboards/render.sh: the app's own metrics.
+[programs.webapp]
+command = ["$work/demoapp"]
+env = { DEMO_STATSD = "127.0.0.1:$2", DEMO_LISTEN = "127.0.0.1:$3", DEMO_ERRORS = "$4" }
+metrics_url = "http://127.0.0.1:$3/metrics"
+
+[metrics.statsd]
+enabled = true
+addr = "127.0.0.1:$2"
+percentiles = [90, 99]
+EOF
+	"$work/steward" validate --config "$work/$1.toml" >/dev/null
+}
+appconf blue "$blue_statsd_port" "$blue_app_port" 0.02
+appconf green "$green_statsd_port" "$green_app_port" 0.05
 
 # mkcgroups NAME CPU_US: a cgroup per deployment, as a runtime makes one
 # per container, with a CPU quota (per 100 ms) and a memory limit. Sets
@@ -288,7 +315,7 @@ deploy() {
 				STEWARD_CONTROL_SOCKET=$work/$name.sock
 			exec unshare --pid --fork --mount-proc -- sh -c \
 				'mount -t tmpfs -o mode=1777,size=16m tmpfs /tmp && exec "$@"' sh \
-				"$work/steward" --config "$work/demo.toml"
+				"$work/steward" --config "$work/$name.toml"
 		) || { echo "render.sh: $name: steward exited with status $?"; exit 1; }
 	done
 }
@@ -356,6 +383,10 @@ graphs=(
 	"demo-throttled-by-version|CPU throttled (seconds per second)|aliasByTags(perSecond($(by container.cpu.throttled_seconds_total)), 'version')|"
 	"demo-memory-by-version|Memory working set (limit: $((memory_limit >> 20)) MiB)|aliasByTags($(by container.memory.working_set_bytes), 'version')|yUnitSystem=binary"
 	"demo-restarts-by-version|Restarts of the crashing worker, per minute|aliasByTags(summarize(nonNegativeDerivative($(by program.restarts_total "'program=worker'")), '1min', 'sum', true), 'version')|lineMode=staircase&until=$whole"
+	# The App row: the demo app's StatsD and its Prometheus endpoint.
+	"demo-app-requests-by-version|App: requests per second (StatsD http.requests.rate)|aliasByTags(groupByTags($(by http.requests.rate), 'sum', 'version'), 'version')|"
+	"demo-app-latency-by-version|App: latency p90, ms (StatsD http.request_duration.p90)|aliasByTags(groupByTags($(by http.request_duration.p90), 'max', 'version'), 'version')|"
+	"demo-app-errors-by-version|App: errors per second (Prometheus http_requests_total, code 5xx)|aliasByTags(groupByTags(perSecond($(by http_requests_total "'code=~^5'")), 'sum', 'version'), 'version')|"
 )
 "$py" - "$web_port" "$start" "$stop" "$work/img" \
 	"$blue_version" "blue: $(cores "$blue_cpu_us")-core quota" \
