@@ -246,7 +246,7 @@ func supervisorConfig(cfg *configs.Config) supervisor.Config {
 	s := cfg.Steward
 	return supervisor.Config{Programs: cfg.ProgramList(), ShutdownTimeout: s.ShutdownTimeout.D(),
 		SuccessExitCodes: s.SuccessExitCodes, OutputPrefix: s.OutputPrefix, OutputTimestamps: s.OutputTimestamps,
-		MaxLineBytes: s.MaxLineBytes}
+		MaxLineBytes: s.MaxLineBytes, PdeathSignal: s.PdeathSignal.S()}
 }
 
 func supervise(args []string, stderr io.Writer) int {
