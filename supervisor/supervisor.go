@@ -12,6 +12,7 @@ import (
 	"os"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -44,13 +45,15 @@ type Config struct {
 
 // Supervisor runs the programs of one configuration.
 type Supervisor struct {
-	cfg     Config
-	log     *slog.Logger
-	reaper  *reaper
-	env     []string // inherited environment, secrets removed
-	devNull *os.File
-	out     *output
-	prefix  bool
+	cfg Config
+	log *slog.Logger
+	// shortages counts starts that failed for lack of resources.
+	shortages atomic.Uint64
+	reaper    *reaper
+	env       []string // inherited environment, secrets removed
+	devNull   *os.File
+	out       *output
+	prefix    bool
 	// stdinTTY: fd 0 is our controlling terminal, so the main program can
 	// be put in its foreground.
 	stdinTTY bool
@@ -215,6 +218,10 @@ func (s *Supervisor) Started() <-chan struct{} { return s.started }
 // ShuttingDown is closed when steward begins to stop every program (a stop
 // of one program on request is not a shutdown).
 func (s *Supervisor) ShuttingDown() <-chan struct{} { return s.shutdownBegan }
+
+// StartShortages counts program starts that failed for lack of resources
+// (file descriptors, processes, memory) and were tried again.
+func (s *Supervisor) StartShortages() uint64 { return s.shortages.Load() }
 
 // OrphansReaped counts processes reaped that were not programs or commands
 // of a Supervisor (orphans reparented to steward).

@@ -222,7 +222,7 @@ func (in *instance) wait() int {
 	select {
 	case <-in.done:
 		return in.code
-	case <-time.After(60 * time.Second):
+	case <-time.After(testutil.HangGuard):
 		in.t.Fatal("steward did not exit")
 		return -1
 	}

@@ -26,7 +26,7 @@ var (
 	realExec *supervisor.Supervisor
 )
 
-func executor(t *testing.T) checks.Executor {
+func executor(t testing.TB) checks.Executor {
 	t.Helper()
 	execOnce.Do(func() {
 		cfg, err := configs.Load(configs.Options{Command: []string{"true"}})
@@ -47,7 +47,7 @@ const (
 	testAPIKey   = "a1b2c3d4-api-key"
 )
 
-func newPeer(t *testing.T) *sensupeer.Peer {
+func newPeer(t testing.TB) *sensupeer.Peer {
 	t.Helper()
 	p, err := sensupeer.New(testUser, testPassword, testAPIKey)
 	if err != nil {
@@ -75,7 +75,7 @@ func testConfig(p *sensupeer.Peer) *configs.Sensu {
 	return c
 }
 
-func startAgent(t *testing.T, cfg *configs.Sensu) (*Agent, *testutil.LockedBuffer) {
+func startAgent(t testing.TB, cfg *configs.Sensu) (*Agent, *testutil.LockedBuffer) {
 	t.Helper()
 	logs := &testutil.LockedBuffer{}
 	a, err := New(cfg, Identity{App: "shop", Version: "3074f46", Hostname: "web-7f9c"}, executor(t),
@@ -97,7 +97,7 @@ func startAgent(t *testing.T, cfg *configs.Sensu) (*Agent, *testutil.LockedBuffe
 
 // waitFor waits until cond holds, woken by every change of the peer; the
 // limit only guards against a hang.
-func waitFor(t *testing.T, p *sensupeer.Peer, what string, cond func() bool) {
+func waitFor(t testing.TB, p *sensupeer.Peer, what string, cond func() bool) {
 	t.Helper()
 	limit := time.After(30 * time.Second)
 	for {
