@@ -71,7 +71,7 @@ type batcher struct {
 	idCount  uint64
 	gz       *gzip.Writer
 	gzBuf    bytes.Buffer
-	bufs bufPool
+	bufs     bufPool
 }
 
 func (b *batcher) builder(tag string) *builder {
