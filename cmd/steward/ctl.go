@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"reflect"
 	"slices"
 	"strings"
@@ -304,6 +305,17 @@ func changedSections(old, next *configs.Config) []string {
 		}
 		if !reflect.DeepEqual(ov.Field(i).Interface(), nv.Field(i).Interface()) {
 			changed = append(changed, tag)
+		}
+	}
+	// A program's metrics_url belongs to the metrics, which keep their
+	// scrapes until steward starts again.
+	for _, name := range slices.Sorted(maps.Keys(next.Programs)) {
+		was := ""
+		if p := old.Programs[name]; p != nil {
+			was = p.MetricsURL
+		}
+		if was != next.Programs[name].MetricsURL {
+			changed = append(changed, "programs."+name+".metrics_url")
 		}
 	}
 	return changed
