@@ -17,7 +17,9 @@ import (
 // them all:
 //
 //   - PROF: the runtime's handler takes it for its CPU profiler and never
-//     passes it on, so a kill -PROF could not reach the program.
+//     passes it on, so a kill -PROF could not reach the program. The
+//     profiler's own ticks (si_code SI_TIMER or SI_KERNEL) still go to the
+//     runtime's handler, so steward can still be profiled.
 //   - PIPE: the kernel raises it when steward writes to a pipe or socket
 //     whose reader went away (a Fluentd that restarted, a closed stdout),
 //     with si_code SI_USER and steward's own pid, which os/signal cannot
@@ -38,9 +40,6 @@ import (
 // handler exists (other architectures) these signals stay with the
 // runtime: URG is caught with os/signal, spurious ones included, PIPE and
 // PROF are not forwarded, and 32 and 34 terminate steward.
-//
-// Side effect: steward cannot profile itself with pprof (its SIGPROF timer
-// ticks would be forwarded); steward does not.
 var rawSignals = []syscall.Signal{syscall.SIGPIPE, syscall.SIGURG, syscall.SIGPROF, 32, configs.SigRTMin}
 
 // rawRecordSize is how much of each siginfo the handler writes: si_signo,
