@@ -138,7 +138,7 @@ start_secs = "100ms"
 	backAt := time.Now().Unix()
 	eventually(t, "points after the restart", func() bool {
 		for _, p := range c.fetch(probe, backAt) {
-			if p.v != nil && p.t > backAt+2 {
+			if p.V != nil && p.T > backAt+2 {
 				return true
 			}
 		}
@@ -146,16 +146,16 @@ start_secs = "100ms"
 	})
 	first, last, gap, longest := int64(0), int64(0), int64(0), int64(0)
 	for _, p := range c.fetch(probe, begin) {
-		if p.v == nil {
+		if p.V == nil {
 			gap++
 			continue
 		}
 		if first == 0 {
-			first = p.t
+			first = p.T
 		} else if gap > longest {
 			longest = gap
 		}
-		gap, last = 0, p.t
+		gap, last = 0, p.T
 	}
 	t.Logf("carbon down for %v; %s stored from %d to %d, longest gap %d s", down.Round(time.Millisecond), probe, first, last, longest)
 	if first >= stopAt.Unix() || last <= backAt {
