@@ -1,8 +1,14 @@
 #!/usr/bin/env bash
 # Measures steward as an init against Debian's tini, tini-static, dumb-init
 # and supervisord, and against the minimal Go init (bench/minigo): startup,
-# RSS, reaping 10,000 zombies, and SIGTERM to exit. Prints medians and
-# ratios. Needs root (PID namespaces). Usage: bench/run.sh [initbench flags]
+# RSS (all and anonymous), reaping 10,000 zombies, SIGTERM to exit, and RSS
+# after a minute side by side. steward runs twice: with the default config
+# (`steward -- CMD`) and with bench/multi.toml (two more programs, checks,
+# the endpoint and socket, metrics to Graphite and Prometheus, Fluentd and
+# Sensu, every peer down). The inits take turns run by run, so ratios of one
+# run compare like with like on a loaded machine. Prints medians and
+# ratios. Needs root (PID namespaces).
+# Usage: bench/run.sh [initbench flags], e.g. -runs 200 -slow-runs 15 -hold 60s
 set -euo pipefail
 cd "$(dirname "$0")/.."
 need=()
@@ -28,10 +34,11 @@ printf '[supervisord]\nnodaemon=true\nsilent=true\nuser=root\nlogfile=/dev/null\
 exec supervisord -c "$conf"
 SH
 chmod +x "$out/supervisord.sh"
-echo "steward $(git rev-parse --short HEAD 2>/dev/null), $(go version | cut -d' ' -f3), $(nproc) cores, $(uname -r)"
-"$out/initbench" -stamp "$out/stamp" -orphans "$out/orphans" "$@" \
+echo "steward $(git rev-parse --short HEAD 2>/dev/null), $(go version | cut -d' ' -f3), $(nproc) cores, $(uname -r), load average $(cut -d' ' -f1-3 /proc/loadavg), binary $(stat -c %s "$out/steward") bytes"
+"$out/initbench" -stamp "$out/stamp" -orphans "$out/orphans" -hold 60s "$@" \
 	"minigo=$out/minigo" \
 	"steward=$out/steward,--" \
+	"steward-multi=$out/steward,--config,$PWD/bench/multi.toml,--" \
 	"tini=$(command -v tini),--" \
 	"tini-static=$(command -v tini-static),--" \
 	"dumb-init=$(command -v dumb-init)" \

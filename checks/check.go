@@ -3,7 +3,9 @@ package checks
 import (
 	"context"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"time"
 
@@ -36,6 +38,11 @@ type Check struct {
 	Health bool
 	// Handlers are the Sensu handlers of the check's events.
 	Handlers []string
+	// OutputMetricFormat and OutputMetricTags: the output is metrics
+	// (collectors/checkmetrics), as Sensu Go's output_metric_format. The
+	// map is shared and never modified.
+	OutputMetricFormat string
+	OutputMetricTags   map[string]string
 }
 
 // Report is the result of one run of a check, with what a consumer (the
@@ -48,6 +55,12 @@ type Report struct {
 	Interval time.Duration
 	Timeout  time.Duration
 	Handlers []string
+	// OutputMetricFormat and OutputMetricTags are the check's.
+	OutputMetricFormat string
+	OutputMetricTags   map[string]string
+	// Metrics are the metrics parsed from the output (OutputMetricFormat),
+	// for the check's Sensu event as sensu-agent attaches them.
+	Metrics []MetricPoint
 	Result
 	// Program is set for the implicit checks of programs.
 	Program *ProgramState
@@ -56,7 +69,7 @@ type Report struct {
 // FromConfigs builds the checks of a configuration, sorted by name.
 func FromConfigs(cfg *configs.Config, ex Executor) []*Check {
 	var out []*Check
-	for _, name := range sortedNames(cfg.Checks) {
+	for _, name := range slices.Sorted(maps.Keys(cfg.Checks)) {
 		c := cfg.Checks[name]
 		p := c.Probe()
 		kind := KindFile
@@ -70,7 +83,8 @@ func FromConfigs(cfg *configs.Config, ex Executor) []*Check {
 		}
 		out = append(out, &Check{Name: name, Kind: kind, Target: Describe(p), Probe: FromConfig(p, ex),
 			Interval: c.Interval.D(), Timeout: c.Timeout.D(), Splay: c.Splay.D(),
-			Health: c.Health, Handlers: c.Handlers})
+			Health: c.Health, Handlers: c.Handlers,
+			OutputMetricFormat: c.OutputMetricFormat, OutputMetricTags: c.OutputMetricTags})
 	}
 	return out
 }
@@ -78,7 +92,21 @@ func FromConfigs(cfg *configs.Config, ex Executor) []*Check {
 // RunOnce runs the check now.
 func (c *Check) RunOnce(ctx context.Context) Report {
 	return Report{Name: c.Name, Kind: c.Kind, Target: c.Target, Health: c.Health,
-		Interval: c.Interval, Timeout: c.Timeout, Handlers: c.Handlers, Result: c.Probe.Probe(ctx)}
+		Interval: c.Interval, Timeout: c.Timeout, Handlers: c.Handlers,
+		OutputMetricFormat: c.OutputMetricFormat, OutputMetricTags: c.OutputMetricTags, Result: c.Probe.Probe(ctx)}
+}
+
+// MetricPoint is one metric of a check's output.
+type MetricPoint struct {
+	Name      string
+	Value     float64
+	Timestamp int64 // Unix seconds
+	Tags      []MetricTag
+}
+
+// MetricTag is one tag of a MetricPoint.
+type MetricTag struct {
+	Name, Value string
 }
 
 // Scheduler runs checks at their intervals and hands every report to

@@ -167,8 +167,11 @@ func TestHealthJudgement(t *testing.T) {
 	h.now = func() time.Time { return now }
 	running := &ProgramState{Name: "web", State: "running", PID: 7, Main: true, HasProbe: true, Ready: true}
 	progReport := func(p *ProgramState) Report {
-		st, out := p.Status()
-		return Report{Name: ProgramCheckName(p.Name), Kind: KindProgram, Health: true, Program: p, Result: Result{Status: st, Output: out}}
+		st := OK
+		if p.State == "fatal" {
+			st = Critical
+		}
+		return Report{Name: ProgramCheckName(p.Name), Kind: KindProgram, Health: true, Program: p, Result: Result{Status: st}}
 	}
 
 	rep := h.Report()
@@ -192,7 +195,7 @@ func TestHealthJudgement(t *testing.T) {
 	}
 	h.Record(Report{Name: "api", Health: true, Result: Result{Status: Warning}})
 	notReady := *running
-	notReady.Ready = false
+	notReady.Ready, notReady.NotReady = false, "main program web is running"
 	h.Record(progReport(&notReady))
 	if rep = h.Report(); !rep.Healthy || rep.Ready || !strings.Contains(strings.Join(rep.NotReady, ";"), "main program web") {
 		t.Fatalf("warning is healthy, an unready main program is not ready: %+v", rep)
@@ -202,26 +205,10 @@ func TestHealthJudgement(t *testing.T) {
 	if rep = h.Report(); rep.Healthy {
 		t.Fatalf("a fatal program is unhealthy: %+v", rep)
 	}
-}
-
-func TestProgramStatus(t *testing.T) {
-	cases := []struct {
-		p    ProgramState
-		want Status
-		out  string
-	}{
-		{ProgramState{Name: "w", State: "running", PID: 3}, OK, "w: running, pid 3"},
-		{ProgramState{Name: "w", State: "backoff", LastExitCode: 1, Restarts: 2}, Warning, "restarting after exit code 1 (2 restarts)"},
-		{ProgramState{Name: "w", State: "fatal", LastExitCode: 137, LastSignal: 9, OOMKilled: true}, Critical, "OOM killer"},
-		{ProgramState{Name: "w", State: "fatal", LastExitCode: 143, LastSignal: 15}, Critical, "SIGTERM"},
-		{ProgramState{Name: "w", State: "exited", LastExitCode: 0}, OK, "exit code 0"},
-		{ProgramState{Name: "w", State: "exited", LastExitCode: 2}, Critical, "exit code 2"},
-		{ProgramState{Name: "m", State: "completed", Oneshot: true}, OK, "completed"},
-	}
-	for _, c := range cases {
-		st, out := c.p.Status()
-		if st != c.want || !strings.Contains(out, c.out) {
-			t.Errorf("%+v: %s %q, want %s %q", c.p, st, out, c.want, c.out)
-		}
+	// A program a reload removed is forgotten.
+	h.Forget(ProgramCheckName("worker"))
+	h.Record(progReport(running))
+	if rep = h.Report(); !rep.Healthy || !rep.Ready || len(rep.Checks) != 3 {
+		t.Fatalf("after forgetting worker: %+v", rep)
 	}
 }

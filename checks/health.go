@@ -48,6 +48,14 @@ func NewHealth(grace time.Duration, checks []*Check) *Health {
 	return h
 }
 
+// Forget drops the report of a check that no longer exists (a program a
+// reload removed), so it no longer counts toward health or readiness.
+func (h *Health) Forget(name string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	delete(h.reports, name)
+}
+
 // Record keeps r as the latest report of its check.
 func (h *Health) Record(r Report) {
 	h.mu.Lock()
@@ -110,15 +118,8 @@ func (h *Health) Report() HealthReport {
 			failing = true
 			notReady = append(notReady, "check "+r.Name+" is "+r.Status.String())
 		}
-		if p := r.Program; p != nil {
-			switch {
-			case p.State == "stopping" || p.State == "stopped":
-				notReady = append(notReady, "program "+p.Name+" is "+p.State)
-			case p.Main && !p.Up():
-				notReady = append(notReady, "main program "+p.Name+" is "+p.State)
-			case p.HasProbe && !p.Up():
-				notReady = append(notReady, "program "+p.Name+" is not ready")
-			}
+		if p := r.Program; p != nil && p.NotReady != "" {
+			notReady = append(notReady, p.NotReady)
 		}
 	}
 	if !h.programs {
@@ -139,13 +140,4 @@ func (h *Health) Report() HealthReport {
 	rep.Ready = len(notReady) == 0
 	rep.NotReady = slices.Compact(notReady)
 	return rep
-}
-
-func sortedNames[V any](m map[string]V) []string {
-	names := make([]string, 0, len(m))
-	for k := range m {
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	return names
 }

@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"regexp"
 	"strconv"
@@ -175,9 +176,10 @@ func (h *HTTP) Probe(ctx context.Context) Result {
 		if method == "" {
 			method = http.MethodGet
 		}
+		shown := configs.RedactURL(h.URL)
 		req, err := http.NewRequestWithContext(ctx, method, h.URL, nil)
 		if err != nil {
-			return Unknown, err.Error()
+			return Unknown, fmt.Sprintf("HTTP %s %s: bad request", method, shown)
 		}
 		req.Header.Set("User-Agent", "steward")
 		client := h.Client
@@ -186,24 +188,30 @@ func (h *HTTP) Probe(ctx context.Context) Result {
 		}
 		resp, err := client.Do(req)
 		if err != nil {
-			return Critical, fmt.Sprintf("HTTP %s %s: %v", method, h.URL, err)
+			// The client's error repeats the URL (its password as ***):
+			// only the cause is kept.
+			var uerr *url.Error
+			if errors.As(err, &uerr) {
+				err = uerr.Err
+			}
+			return Critical, fmt.Sprintf("HTTP %s %s: %v", method, shown, err)
 		}
 		defer resp.Body.Close()
 		body, err := io.ReadAll(io.LimitReader(resp.Body, httpBodyLimit))
 		if err != nil && h.Body != nil {
-			return Critical, fmt.Sprintf("HTTP %s %s: status %d, reading the body: %v", method, h.URL, resp.StatusCode, err)
+			return Critical, fmt.Sprintf("HTTP %s %s: status %d, reading the body: %v", method, shown, resp.StatusCode, err)
 		}
 		lo, hi := h.MinStatus, h.MaxStatus
 		if lo == 0 && hi == 0 {
 			lo, hi = 200, 299
 		}
 		if resp.StatusCode < lo || resp.StatusCode > hi {
-			return Critical, fmt.Sprintf("HTTP %s %s: status %d, expected %s", method, h.URL, resp.StatusCode, statusRange(lo, hi))
+			return Critical, fmt.Sprintf("HTTP %s %s: status %d, expected %s", method, shown, resp.StatusCode, statusRange(lo, hi))
 		}
 		if h.Body != nil && !h.Body.Match(body) {
-			return Critical, fmt.Sprintf("HTTP %s %s: status %d, body does not match %q", method, h.URL, resp.StatusCode, h.Body.String())
+			return Critical, fmt.Sprintf("HTTP %s %s: status %d, body does not match %q", method, shown, resp.StatusCode, h.Body.String())
 		}
-		return OK, fmt.Sprintf("HTTP %s %s: status %d", method, h.URL, resp.StatusCode)
+		return OK, fmt.Sprintf("HTTP %s %s: status %d", method, shown, resp.StatusCode)
 	})
 }
 
@@ -277,7 +285,7 @@ func Describe(p *configs.Probe) string {
 		if method == "" {
 			method = http.MethodGet
 		}
-		return method + " " + p.HTTP
+		return method + " " + configs.RedactURL(p.HTTP)
 	case len(p.Command) > 0:
 		return strings.Join(p.Command, " ")
 	default:

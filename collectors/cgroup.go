@@ -137,7 +137,7 @@ func (c *Cgroup) collectV2(emit func(Sample)) error {
 		if err != nil {
 			errs = append(errs, err)
 		}
-		return err == nil
+		return err == nil || errors.Is(err, errSkipped)
 	}
 	if has["cpu.stat"] {
 		var usage, user, system, periods, throttled, throttledUsec uint64
@@ -326,7 +326,7 @@ func (c *Cgroup) collectV1(emit func(Sample)) error {
 		if err != nil {
 			errs = append(errs, err)
 		}
-		return err == nil
+		return err == nil || errors.Is(err, errSkipped)
 	}
 	if dir, ok := c.place.v1["cpuacct"]; ok {
 		total, err := c.value(dir, "cpuacct.usage")
@@ -585,4 +585,27 @@ func belowMount(mountRoot, path string) string {
 		return "/" + rest
 	}
 	return "/"
+}
+
+// OOMKills reads how many processes the kernel's OOM killer has killed in
+// the cgroup mounted at root (the container's own, "/sys/fs/cgroup"): the
+// oom_kill line of cgroup v2 memory.events, or of v1 memory.oom_control
+// (Linux 4.13 and later). ok is false when neither has one. The program
+// checks read it to tell an OOM kill from another SIGKILL.
+func OOMKills(root string) (n uint64, ok bool) {
+	for _, f := range []string{"memory.events", "memory/memory.oom_control"} {
+		b, err := os.ReadFile(filepath.Join(root, f))
+		if err != nil {
+			continue
+		}
+		parseKV(bytes.NewBuffer(b), func(k []byte, v uint64) {
+			if string(k) == "oom_kill" {
+				n, ok = v, true
+			}
+		})
+		if ok {
+			return n, true
+		}
+	}
+	return 0, false
 }

@@ -1,6 +1,7 @@
 package collectors
 
 import (
+	"errors"
 	"math"
 	"strings"
 	"testing"
@@ -265,5 +266,51 @@ func TestParsePSI(t *testing.T) {
 func TestV1Unlimited(t *testing.T) {
 	if !v1Unlimited(9223372036854771712) || !v1Unlimited(math.MaxUint64) || v1Unlimited(64<<20) {
 		t.Fatal("v1Unlimited")
+	}
+}
+
+// TestCgroupV2OddMemoryStat: a negative value in memory.stat reads as zero
+// (as containerd's parser has it) and a line that cannot be read is
+// skipped and reported: neither loses the file's other keys.
+func TestCgroupV2OddMemoryStat(t *testing.T) {
+	tr := v2Tree(t)
+	tr.write("sys/fs/cgroup"+v2Group+"/memory.stat", fixture(t, "testdata/odd/memory.stat"))
+	s, err := collect(t, newCgroupT(t, tr))
+	if err == nil || !strings.Contains(err.Error(), "garbage line") {
+		t.Errorf("the skipped line is not reported: %v", err)
+	}
+	s.want(t, Gauge, map[string]float64{
+		"container.memory.rss_bytes":         114688,
+		"container.memory.cache_bytes":       36864,
+		"container.memory.working_set_bytes": 458752 - 24576,
+	})
+}
+
+func TestParseKVClampsNegatives(t *testing.T) {
+	got := map[string]uint64{}
+	err := parseKV(strings.NewReader("a -5\nb 7\nc -99999999999999999999999\nd x\ne 1 2\nf 3\n"), func(k []byte, v uint64) { got[string(k)] = v })
+	want := map[string]uint64{"a": 0, "b": 7, "c": 0, "f": 3}
+	if len(got) != len(want) {
+		t.Fatalf("got %v, want %v", got, want)
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Fatalf("got %v, want %v", got, want)
+		}
+	}
+	if !errors.Is(err, errSkipped) || !strings.Contains(err.Error(), "d:") {
+		t.Fatalf("error %v, want the first skipped line named", err)
+	}
+}
+
+func TestOOMKills(t *testing.T) {
+	if n, ok := OOMKills(v2Fixture + "/cgroup-v2"); !ok || n != 2 {
+		t.Errorf("v2: %d %v, want 2", n, ok)
+	}
+	if n, ok := OOMKills(v1Fixture + "/cgroup-v1"); !ok || n != 1 {
+		t.Errorf("v1: %d %v, want 1", n, ok)
+	}
+	if _, ok := OOMKills(t.TempDir()); ok {
+		t.Error("no cgroup files, yet a count")
 	}
 }

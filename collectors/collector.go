@@ -45,8 +45,9 @@ type Sample struct {
 	// Tags are sorted by key. Collectors may share one slice between
 	// samples; nobody modifies it.
 	Tags []Tag
-	// Time is the collection round's tick, aligned to the interval. The
-	// scheduler sets it; collectors leave it zero.
+	// Time is the collection round's tick, aligned to the interval: the
+	// scheduler sets it when a collector leaves it zero. Only the app's
+	// own samples (relayed lines, checks' output) come with their time.
 	Time time.Time
 }
 

@@ -21,6 +21,8 @@ import (
 	"github.com/containerd/cgroups/v3/cgroup2"
 	v2stats "github.com/containerd/cgroups/v3/cgroup2/stats"
 	"github.com/prometheus/procfs"
+
+	"github.com/stewardhq/steward/internal/proc"
 )
 
 // agree compares what a collector emitted with what the library says,
@@ -497,13 +499,14 @@ func TestOracleProcFiles(t *testing.T) {
 			t.Fatal(err)
 		}
 		f, _ := os.Open(tr.path("proc/" + strconv.Itoa(pid) + "/stat"))
-		got, err := parseProcStat(f)
+		got, err := proc.ParseStat(f)
 		f.Close()
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got.pgrp != want.PGRP || got.utime != uint64(want.UTime) || got.stime != uint64(want.STime) ||
-			got.cutime != uint64(want.CUTime) || got.cstime != uint64(want.CSTime) || got.threads != want.NumThreads || got.rssPages != int64(want.RSS) {
+		if got.PID != want.PID || got.PPID != want.PPID || got.State != want.State[0] || got.Pgrp != want.PGRP ||
+			got.Utime != uint64(want.UTime) || got.Stime != uint64(want.STime) || got.Cutime != uint64(want.CUTime) ||
+			got.Cstime != uint64(want.CSTime) || got.Threads != want.NumThreads || got.RSSPages != int64(want.RSS) {
 			t.Errorf("pid %d: ours %+v, procfs %+v", pid, got, want)
 		}
 	}

@@ -11,6 +11,7 @@ package collectors
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -66,6 +67,9 @@ func fields(line []byte, out [][]byte) [][]byte {
 	return out
 }
 
+// errRange is a number too large for 64 bits.
+var errRange = errors.New("out of range")
+
 // atou parses a decimal uint64; "max" is math.MaxUint64.
 func atou(b []byte) (uint64, error) {
 	if string(b) == "max" {
@@ -81,7 +85,7 @@ func atou(b []byte) (uint64, error) {
 		}
 		d := uint64(c - '0')
 		if v > (math.MaxUint64-d)/10 {
-			return 0, fmt.Errorf("number %q out of range", b)
+			return 0, fmt.Errorf("number %q: %w", b, errRange)
 		}
 		v = v*10 + d
 	}
@@ -104,29 +108,46 @@ func atoi(b []byte) (int64, error) {
 	return int64(u), nil
 }
 
+// errSkipped marks an error about some lines of a file that were passed
+// over: the rest of the file was read, and its values are good.
+var errSkipped = errors.New("lines skipped")
+
 // parseKV reads "key value" lines (cpu.stat, memory.stat, memory.events,
-// cpuacct.stat, memory.oom_control) and calls set for each.
+// cpuacct.stat, memory.oom_control) and calls set for each. Like
+// containerd's parser, it reads a negative value (memory.stat's counters
+// can briefly go below zero on some kernels) as zero. A line it cannot
+// read is skipped, not the whole file: the error then wraps errSkipped and
+// names the first such line, and every other key was set.
 func parseKV(r io.Reader, set func(key []byte, v uint64)) error {
 	b, err := content(r)
 	if err != nil {
 		return err
 	}
 	var buf [4][]byte
-	return eachLine(b, func(line []byte) error {
+	var bad error
+	eachLine(b, func(line []byte) error {
 		f := fields(line, buf[:0])
 		if len(f) == 0 {
 			return nil
 		}
 		if len(f) != 2 {
-			return fmt.Errorf("bad line %q", line)
+			bad = cmp.Or(bad, fmt.Errorf("bad line %q: %w", line, errSkipped))
+			return nil
 		}
 		v, err := atou(f[1])
+		if err != nil && len(f[1]) > 1 && f[1][0] == '-' {
+			if _, nerr := atou(f[1][1:]); nerr == nil || errors.Is(nerr, errRange) {
+				v, err = 0, nil
+			}
+		}
 		if err != nil {
-			return fmt.Errorf("%s: %w", f[0], err)
+			bad = cmp.Or(bad, fmt.Errorf("%s: %w (%w)", f[0], err, errSkipped))
+			return nil
 		}
 		set(f[0], v)
 		return nil
 	})
+	return bad
 }
 
 // parseValue reads a file holding one number or "max" (math.MaxUint64).
@@ -355,53 +376,6 @@ func unescapeOctal(b []byte) string {
 		out = append(out, b[i])
 	}
 	return string(out)
-}
-
-// procStat is what /proc/PID/stat says about a process that the
-// collectors use.
-type procStat struct {
-	pgrp                         int
-	utime, stime, cutime, cstime uint64 // USER_HZ ticks
-	threads                      int
-	rssPages                     int64
-}
-
-// parseProcStat reads /proc/PID/stat. The command name, in parentheses,
-// may hold spaces and parentheses itself, so fields are counted from the
-// last ')'.
-func parseProcStat(r io.Reader) (procStat, error) {
-	var s procStat
-	b, err := content(r)
-	if err != nil {
-		return s, err
-	}
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return s, fmt.Errorf("bad stat %q", b)
-	}
-	var buf [64][]byte
-	// f[0] is field 3 (state).
-	f := fields(bytes.TrimSpace(b[i+1:]), buf[:0])
-	if len(f) < 22 {
-		return s, fmt.Errorf("bad stat: %d fields", len(f)+2)
-	}
-	num := func(k int) int64 {
-		if err != nil {
-			return 0
-		}
-		var v int64
-		v, err = atoi(f[k-3])
-		return v
-	}
-	s.pgrp = int(num(5))
-	s.utime, s.stime = uint64(num(14)), uint64(num(15))
-	s.cutime, s.cstime = uint64(num(16)), uint64(num(17))
-	s.threads = int(num(20))
-	s.rssPages = num(24)
-	if err != nil {
-		return s, fmt.Errorf("bad stat: %w", err)
-	}
-	return s, nil
 }
 
 // netDev is one interface's line of /proc/net/dev.

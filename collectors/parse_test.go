@@ -7,22 +7,6 @@ import (
 	"testing"
 )
 
-func TestParseProcStatOddName(t *testing.T) {
-	// A command may name itself with spaces and parentheses.
-	line := "4242 (a (b) c) S 1 4242 4242 0 -1 4194560 100 0 0 0 15 7 3 2 20 0 4 0 100 1000000 321 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0\n"
-	st, err := parseProcStat(strings.NewReader(line))
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := procStat{pgrp: 4242, utime: 15, stime: 7, cutime: 3, cstime: 2, threads: 4, rssPages: 321}
-	if st != want {
-		t.Fatalf("got %+v, want %+v", st, want)
-	}
-	if _, err := parseProcStat(strings.NewReader("12 (x) S 1 2")); err == nil {
-		t.Fatal("short stat accepted")
-	}
-}
-
 func TestParseMountInfoEscapes(t *testing.T) {
 	mi := "40 30 0:37 /a\\040b /sys/fs/cgroup/with\\040space rw,relatime shared:1 master:2 - cgroup2 cgroup2 rw,nsdelegate\n"
 	m, err := parseMountInfo(strings.NewReader(mi))

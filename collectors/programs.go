@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/stewardhq/steward/internal/proc"
 	"github.com/stewardhq/steward/supervisor"
 )
 
@@ -158,20 +159,20 @@ func (p *Programs) scan() error {
 		if err != nil {
 			continue // exited while we looked
 		}
-		st, err := parseProcStat(b)
+		st, err := proc.ParseStat(b)
 		if err != nil {
 			continue
 		}
-		g, ok := p.groups[st.pgrp]
+		g, ok := p.groups[st.Pgrp]
 		if !ok {
 			continue
 		}
 		g.procs++
-		g.threads += st.threads
+		g.threads += st.Threads
 		// Children a process has reaped count in its cutime/cstime, so
 		// the CPU of short-lived helpers (a shell's commands) stays in.
-		g.cpu += float64(st.utime+st.stime+st.cutime+st.cstime) / userHZ
-		g.rss += float64(st.rssPages) * p.page
+		g.cpu += float64(st.Utime+st.Stime+st.Cutime+st.Cstime) / userHZ
+		g.rss += float64(st.RSSPages) * p.page
 		if n, err := p.r.countEntries(dir + "/fd"); err == nil {
 			g.fds += n
 		}

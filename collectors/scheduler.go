@@ -71,7 +71,11 @@ func (s *Scheduler) Run(ctx context.Context) {
 func (s *Scheduler) Collect(ctx context.Context, tick time.Time) []Sample {
 	s.buf = s.buf[:0]
 	emit := func(smp Sample) {
-		smp.Time = tick
+		// A sample with a time of its own (a relayed line, a check's
+		// output) keeps it.
+		if smp.Time.IsZero() {
+			smp.Time = tick
+		}
 		s.buf = append(s.buf, smp)
 	}
 	for i, c := range s.collectors {

@@ -1,14 +1,14 @@
 package collectors
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
-	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/stewardhq/steward/internal/testutil"
 )
 
 // fakeCollector emits one gauge and returns err.
@@ -33,26 +33,9 @@ func (f *fakeCollector) Collect(_ context.Context, emit func(Sample)) error {
 	return f.err
 }
 
-type lockedLog struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *lockedLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *lockedLog) count(s string) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return strings.Count(l.buf.String(), s)
-}
-
 func TestSchedulerRounds(t *testing.T) {
 	good, bad := &fakeCollector{name: "good"}, &fakeCollector{name: "bad", err: errors.New("boom")}
-	var logs lockedLog
+	var logs testutil.LockedBuffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
 	const interval = 50 * time.Millisecond
 	rounds := make(chan []Sample, 16)
@@ -102,10 +85,10 @@ func TestSchedulerRounds(t *testing.T) {
 		}
 	}
 	// Three failing rounds and a recovery: one line each, not one per round.
-	if n := logs.count("collector failing"); n != 1 {
-		t.Errorf("%d failure lines, want 1:\n%s", n, logs.buf.String())
+	if n := logs.Count("collector failing"); n != 1 {
+		t.Errorf("%d failure lines, want 1:\n%s", n, logs.String())
 	}
-	if n := logs.count("collector recovered"); n != 1 {
+	if n := logs.Count("collector recovered"); n != 1 {
 		t.Errorf("%d recovery lines, want 1", n)
 	}
 }

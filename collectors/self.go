@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+
+	"github.com/stewardhq/steward/internal/proc"
 )
 
 // SelfConfig says what the steward collector reports.
@@ -45,14 +47,14 @@ func (s *Self) Collect(_ context.Context, emit func(Sample)) error {
 	var err error
 	if b, e := s.r.read(s.dir + "/stat"); e != nil {
 		err = fmt.Errorf("self: %w", e)
-	} else if st, e := parseProcStat(b); e != nil {
+	} else if st, e := proc.ParseStat(b); e != nil {
 		err = fmt.Errorf("self: %s/stat: %w", s.dir, e)
 	} else {
 		// steward's own CPU only: what the orphans it reaped used is
 		// theirs.
-		counter(emit, "steward.cpu_seconds_total", float64(st.utime+st.stime)/userHZ, nil)
-		gauge(emit, "steward.memory_rss_bytes", float64(st.rssPages)*s.page, nil)
-		gauge(emit, "steward.threads", float64(st.threads), nil)
+		counter(emit, "steward.cpu_seconds_total", float64(st.Utime+st.Stime)/userHZ, nil)
+		gauge(emit, "steward.memory_rss_bytes", float64(st.RSSPages)*s.page, nil)
+		gauge(emit, "steward.threads", float64(st.Threads), nil)
 		if n, e := s.r.countEntries(s.dir + "/fd"); e == nil {
 			gauge(emit, "steward.open_fds", float64(n), nil)
 		}

@@ -31,6 +31,12 @@ type Check struct {
 	Health bool `toml:"health"`
 	// Handlers are the Sensu handlers of the check's events.
 	Handlers []string `toml:"handlers"`
+	// OutputMetricFormat makes the check's output metrics, shipped with
+	// steward's (Sensu Go's output_metric_format: graphite_plaintext,
+	// influxdb_line, nagios_perfdata, prometheus_text); OutputMetricTags
+	// are added to each of them.
+	OutputMetricFormat string            `toml:"output_metric_format"`
+	OutputMetricTags   map[string]string `toml:"output_metric_tags"`
 }
 
 // StatusRange is an inclusive range of HTTP status codes, written as a code
@@ -87,13 +93,14 @@ func (c *Check) Probe() *Probe {
 // for its programs ("program-web"); local checks cannot use it.
 const ProgramCheckPrefix = "program-"
 
-func init() {
-	sectionValidators = append(sectionValidators, validateChecks)
+func deriveChecks(cfg *Config) {
+	for name, c := range cfg.Checks {
+		c.Name = name
+	}
 }
 
 func validateChecks(d *decoder, cfg *Config) {
 	for name, c := range cfg.Checks {
-		c.Name = name
 		key := join("checks", name)
 		if !validCheckName(name) {
 			d.add("", key, "check names use letters, digits, '_', '.', '-' and ':'")

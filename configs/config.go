@@ -27,6 +27,10 @@ type Config struct {
 	// Order lists program names in the order they appear in the file, then
 	// the command-line main program; it breaks ties in start order.
 	Order []string `toml:"-"`
+
+	// Warnings are what Options.DeferUsers turned from problems into
+	// remarks: users and groups this host does not know.
+	Warnings []Problem `toml:"-"`
 }
 
 // Steward holds settings of steward itself.
@@ -37,6 +41,10 @@ type Steward struct {
 	Version string `toml:"version"`
 	// Host overrides the hostname reported to peers.
 	Host string `toml:"host"`
+	// ContainerName names the container in log records (Docker's
+	// container_name), as the orchestrator knows it: Docker's name, the
+	// Kubernetes pod from the downward API. Empty: the hostname.
+	ContainerName string `toml:"container_name"`
 
 	LogLevel  string `toml:"log_level"`  // debug, info, warn, error
 	LogFormat string `toml:"log_format"` // text, json
@@ -61,6 +69,10 @@ type Steward struct {
 	// MaxLineBytes is the longest line kept whole; longer lines are cut
 	// into parts marked partial.
 	MaxLineBytes int `toml:"max_line_bytes"`
+	// PdeathSignal is sent to steward when its parent dies (prctl
+	// PR_SET_PDEATHSIG, tini -p), for steward run by another supervisor;
+	// unused as PID 1, which has no parent to lose.
+	PdeathSignal Signal `toml:"pdeath_signal"`
 	// LogBufferLines is how many log records each subscriber (a shipper)
 	// may lag behind before records are dropped and counted.
 	LogBufferLines int `toml:"log_buffer_lines"`
@@ -109,9 +121,18 @@ type Program struct {
 	ForwardSignals *bool `toml:"forward_signals"`
 	// Signals rewrites forwarded signals: {HUP = "USR1", WINCH = "drop"}.
 	Signals map[string]SignalRewrite `toml:"signals"`
+	// SignalGroup sends steward's signals to the program's whole process
+	// group (the default); false sends them to its pid only (dumb-init's
+	// --single-child). The SIGKILL at the stop timeout always goes to the
+	// group.
+	SignalGroup *bool `toml:"signal_group"`
 
 	// Logs is how the program's lines are forwarded (shippers/fluentd).
 	Logs *ProgramLogs `toml:"logs"`
+
+	// MetricsURL is the program's Prometheus endpoint, scraped every
+	// metrics interval (README: App metrics).
+	MetricsURL string `toml:"metrics_url"`
 
 	// Resolved by validation.
 	Cred *Credential `toml:"-"`
@@ -167,7 +188,7 @@ const (
 const (
 	DefaultStopTimeout     = 10 * time.Second
 	DefaultShutdownTimeout = 30 * time.Second
-	DefaultFlushTimeout    = 5 * time.Second
+	DefaultFlushTimeout    = 8 * time.Second
 	DefaultStartSecs       = 1 * time.Second
 	DefaultStartRetries    = 3
 	DefaultBackoffInitial  = 1 * time.Second
@@ -179,6 +200,31 @@ const (
 	DefaultProbeMaxWait    = 60 * time.Second
 )
 
+func (s *Steward) setDefaults() {
+	s.LogLevel = "info"
+	s.LogFormat = "text"
+	s.ShutdownTimeout = Duration(DefaultShutdownTimeout)
+	s.FlushTimeout = Duration(DefaultFlushTimeout)
+	s.OutputPrefix = "auto"
+	s.MaxLineBytes = DefaultMaxLineBytes
+	s.LogBufferLines = DefaultLogBufferLines
+}
+
+func (p *Program) setDefaults() {
+	p.StartSecs = Duration(DefaultStartSecs)
+	p.StartRetries = DefaultStartRetries
+	p.BackoffInitial = Duration(DefaultBackoffInitial)
+	p.BackoffMax = Duration(DefaultBackoffMax)
+	p.StopSignal = Signal(15)
+	p.StopTimeout = Duration(DefaultStopTimeout)
+}
+
+func (p *Probe) setDefaults() {
+	p.Interval = Duration(DefaultProbeInterval)
+	p.Timeout = Duration(DefaultProbeTimeout)
+	p.MaxWait = Duration(DefaultProbeMaxWait)
+}
+
 // MainProgram returns the program marked main, or nil.
 func (c *Config) MainProgram() *Program {
 	for _, name := range c.Order {
@@ -189,6 +235,15 @@ func (c *Config) MainProgram() *Program {
 	return nil
 }
 
+// ProgramList returns the programs in the config's order.
+func (c *Config) ProgramList() []*Program {
+	list := make([]*Program, 0, len(c.Order))
+	for _, name := range c.Order {
+		list = append(list, c.Programs[name])
+	}
+	return list
+}
+
 // Forwards reports whether signals steward receives go to p.
 func (p *Program) Forwards() bool {
 	if p.ForwardSignals != nil {
@@ -196,3 +251,7 @@ func (p *Program) Forwards() bool {
 	}
 	return p.Main
 }
+
+// SignalsGroup reports whether signals go to p's process group rather than
+// its pid only.
+func (p *Program) SignalsGroup() bool { return p.SignalGroup == nil || *p.SignalGroup }

@@ -24,6 +24,7 @@ var EnvSettings = []EnvSetting{
 	{Name: "STEWARD_APP", Key: "steward.app"},
 	{Name: "STEWARD_VERSION", Key: "steward.version"},
 	{Name: "STEWARD_HOST", Key: "steward.host"},
+	{Name: "STEWARD_CONTAINER_NAME", Key: "steward.container_name"},
 	{Name: "STEWARD_LOG_LEVEL", Key: "steward.log_level"},
 	{Name: "STEWARD_LOG_FORMAT", Key: "steward.log_format"},
 	{Name: "STEWARD_SHUTDOWN_TIMEOUT", Key: "steward.shutdown_timeout"},
@@ -33,6 +34,7 @@ var EnvSettings = []EnvSetting{
 	{Name: "STEWARD_OUTPUT_PREFIX", Key: "steward.output_prefix"},
 	{Name: "STEWARD_OUTPUT_TIMESTAMPS", Key: "steward.output_timestamps"},
 	{Name: "STEWARD_MAX_LINE_BYTES", Key: "steward.max_line_bytes"},
+	{Name: "STEWARD_PDEATHSIG", Key: "steward.pdeath_signal"},
 	{Name: "STEWARD_HEALTH_GRACE_PERIOD", Key: "health.grace_period"},
 	{Name: "STEWARD_HTTP_ADDR", Key: "http.addr"},
 	{Name: "STEWARD_CONTROL_SOCKET", Key: "control.socket"},
@@ -46,9 +48,15 @@ var EnvSettings = []EnvSetting{
 	{Name: "STEWARD_SENSU_SUBSCRIPTIONS", Key: "sensu.subscriptions"},
 	{Name: "STEWARD_SENSU_ENTITY_NAME", Key: "sensu.entity_name"},
 	{Name: "STEWARD_SENSU_KEEPALIVE_INTERVAL", Key: "sensu.keepalive_interval"},
+	{Name: "STEWARD_SENSU_ALLOW_LIST", Key: "sensu.allow_list"},
+	{Name: "STEWARD_SENSU_REDACT", Key: "sensu.redact"},
 	{Name: "STEWARD_METRICS_INTERVAL", Key: "metrics.interval"},
 	{Name: "STEWARD_METRICS_PRINT", Key: "metrics.print"},
 	{Name: "STEWARD_METRICS_PROMETHEUS", Key: "metrics.prometheus"},
+	{Name: "STEWARD_METRICS_STATSD_ENABLED", Key: "metrics.statsd.enabled"},
+	{Name: "STEWARD_METRICS_STATSD_ADDR", Key: "metrics.statsd.addr"},
+	{Name: "STEWARD_METRICS_RELAY_ENABLED", Key: "metrics.relay.enabled"},
+	{Name: "STEWARD_METRICS_RELAY_ADDR", Key: "metrics.relay.addr"},
 	{Name: "STEWARD_METRICS_COLLECTORS", Key: "metrics.collectors"},
 	{Name: "STEWARD_GRAPHITE_ADDR", Key: "graphite.addr"},
 	{Name: "STEWARD_GRAPHITE_PROTOCOL", Key: "graphite.protocol"},
@@ -99,8 +107,9 @@ func SecretEnvNames() []string {
 // applyEnv writes every set STEWARD_* variable into the tree at its key. A
 // secret can also be given as NAME_FILE, the path of a file holding it (as
 // Docker and Kubernetes secrets are mounted); one trailing newline is cut.
-// It returns the problems found reading such files.
-func applyEnv(tree map[string]any, environ []string) []Problem {
+// It returns the problems found reading such files, and which variable set
+// which key.
+func applyEnv(tree map[string]any, environ []string) ([]Problem, map[string]string) {
 	set := map[string]string{}
 	for _, kv := range environ {
 		if k, v, ok := strings.Cut(kv, "="); ok && strings.HasPrefix(k, "STEWARD_") {
@@ -108,13 +117,14 @@ func applyEnv(tree map[string]any, environ []string) []Problem {
 		}
 	}
 	var problems []Problem
+	fromEnv := map[string]string{}
 	for _, s := range EnvSettings {
 		v, ok := set[s.Name]
 		if path := set[s.Name+"_FILE"]; s.Secret && (!ok || v == "") && path != "" {
 			data, err := os.ReadFile(path)
 			if err != nil {
 				// The error names the path only, never the content.
-				problems = append(problems, Problem{Source: "env " + s.Name + "_FILE", Key: s.Key,
+				problems = append(problems, Problem{Source: s.Name + "_FILE", Key: s.Key,
 					Message: fmt.Sprintf("cannot read the secret: %v", errors.Unwrap(err))})
 				continue
 			}
@@ -136,6 +146,7 @@ func applyEnv(tree map[string]any, environ []string) []Problem {
 			node = child
 		}
 		node[parts[len(parts)-1]] = envValue{name: s.Name, value: v}
+		fromEnv[s.Key] = s.Name
 	}
-	return problems
+	return problems, fromEnv
 }

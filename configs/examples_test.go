@@ -143,6 +143,31 @@ func TestOrchestratorExamples(t *testing.T) {
 	}
 }
 
+// appConvention: name is a series an app following the README's
+// conventions makes steward send — a name the conventions table lists as a
+// Prometheus metric, or a StatsD name it lists with a suffix steward's
+// aggregation writes (collectors/statsd).
+func appConvention(readme, name string) bool {
+	_, conv, ok := strings.Cut(readme, "#### Conventions")
+	if !ok {
+		return false
+	}
+	conv, _, _ = strings.Cut(conv, "\n### ")
+	if strings.Contains(conv, "`"+name+"`") && !strings.Contains(name, ".") {
+		return true
+	}
+	i := strings.LastIndexByte(name, '.')
+	if i < 0 || !strings.Contains(conv, "`"+name[:i]+"`") {
+		return false
+	}
+	switch suffix := name[i+1:]; suffix {
+	case "count", "rate", "lower", "upper", "mean", "median", "stddev", "sum":
+		return true
+	default:
+		return regexp.MustCompile(`^p[0-9]+(_[0-9]+)?$`).MatchString(suffix)
+	}
+}
+
 type probe struct {
 	HTTPGet struct{ Path, Port string } `yaml:"httpGet"`
 }
@@ -160,15 +185,15 @@ func TestDashboardQueriesWhatStewardSends(t *testing.T) {
 			List []struct{ Name, Query string }
 		}
 		Panels []struct {
-			Title   string
-			Targets []struct{ Target string }
+			Type, Title string
+			Targets     []struct{ Target string }
 		}
 	}
 	if err := json.Unmarshal(b, &dash); err != nil {
 		t.Fatal(err)
 	}
 	var sources strings.Builder
-	for _, pattern := range []string{"../collectors/*.go", "../cmd/steward/*.go"} {
+	for _, pattern := range []string{"../collectors/*.go", "../collectors/*/*.go", "../cmd/steward/*.go"} {
 		files, _ := filepath.Glob(pattern)
 		for _, f := range files {
 			if !strings.HasSuffix(f, "_test.go") {
@@ -188,7 +213,16 @@ func TestDashboardQueriesWhatStewardSends(t *testing.T) {
 	if len(dash.Panels) < 8 {
 		t.Fatalf("%d panels", len(dash.Panels))
 	}
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	appRow := false
 	for _, p := range dash.Panels {
+		if p.Type == "row" {
+			appRow = appRow || strings.HasPrefix(p.Title, "App")
+			continue
+		}
 		if len(p.Targets) == 0 {
 			t.Errorf("panel %q has no query", p.Title)
 		}
@@ -198,10 +232,19 @@ func TestDashboardQueriesWhatStewardSends(t *testing.T) {
 				t.Errorf("panel %q: %s does not select a series by name, app and version", p.Title, tg.Target)
 			}
 			for _, n := range m {
+				if strings.HasPrefix(p.Title, "App: ") {
+					if !appConvention(string(readme), n[1]) {
+						t.Errorf("panel %q asks for %s, which is not a series of the README's conventions for app metrics", p.Title, n[1])
+					}
+					continue
+				}
 				if !strings.Contains(sources.String(), `"`+n[1]+`"`) {
 					t.Errorf("panel %q asks for %s, which steward does not send", p.Title, n[1])
 				}
 			}
 		}
+	}
+	if !appRow {
+		t.Errorf("no App row")
 	}
 }

@@ -92,9 +92,9 @@ type ProgramLogs struct {
 const (
 	DefaultFluentdTag            = "{app}.{program}"
 	DefaultFluentdPort           = "24224"
-	DefaultFluentdBatchBytes     = 1 << 20
+	DefaultFluentdBatchBytes     = 128 << 10
 	DefaultFluentdFlushInterval  = 500 * time.Millisecond
-	DefaultFluentdQueueBytes     = 8 << 20
+	DefaultFluentdQueueBytes     = 2 << 20
 	DefaultFluentdSpoolDir       = "/var/lib/steward/spool"
 	DefaultFluentdSpoolMaxBytes  = 256 << 20
 	DefaultFluentdConnectTimeout = 5 * time.Second
@@ -277,8 +277,17 @@ func CheckTagTemplate(tmpl string) error {
 	return nil
 }
 
-func init() {
-	sectionValidators = append(sectionValidators, validateFluentd)
+func deriveFluentd(cfg *Config) {
+	f := cfg.Fluentd
+	if f == nil {
+		return
+	}
+	if f.SelfHostname == "" {
+		f.SelfHostname = cfg.Steward.Host
+	}
+	if f.Compress == "" {
+		f.Compress = "none"
+	}
 }
 
 func validateFluentd(d *decoder, cfg *Config) {
@@ -315,14 +324,8 @@ func validateFluentd(d *decoder, cfg *Config) {
 	if err := CheckTagTemplate(f.Tag); err != nil {
 		d.add("", "fluentd.tag", "%v", err)
 	}
-	if f.SelfHostname == "" {
-		f.SelfHostname = cfg.Steward.Host
-	}
 	if (f.Username != "" || f.Password != "") && f.SharedKey == "" {
 		d.add("", "fluentd.username", "user authentication is part of the shared-key handshake: set shared_key too")
-	}
-	if f.Compress == "" {
-		f.Compress = "none"
 	}
 	d.oneOf("fluentd.compress", f.Compress, "none", "gzip")
 	d.oneOf("fluentd.heartbeat", f.Heartbeat, "none", "udp")

@@ -17,8 +17,8 @@ func TestFluentdDefaults(t *testing.T) {
 	if len(f.Address) != 1 || f.Address[0] != (Endpoint{"tcp", "fluentd.internal:24224"}) {
 		t.Errorf("address %v", f.Address)
 	}
-	if f.Tag != "{app}.{program}" || !f.RequireAck || f.Compress != "none" || f.BatchBytes != 1<<20 ||
-		f.QueueBytes != 8<<20 || f.SpoolDir != "/var/lib/steward/spool" || f.SpoolMaxBytes != 256<<20 ||
+	if f.Tag != "{app}.{program}" || !f.RequireAck || f.Compress != "none" || f.BatchBytes != 128<<10 ||
+		f.QueueBytes != 2<<20 || f.SpoolDir != "/var/lib/steward/spool" || f.SpoolMaxBytes != 256<<20 ||
 		f.FlushInterval.D() != 500*time.Millisecond || f.SelfHostname != "h1" || f.Heartbeat != "none" {
 		t.Errorf("defaults %+v", f)
 	}

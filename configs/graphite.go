@@ -89,10 +89,6 @@ func (h *HostPorts) decodeValue(v any) error {
 	return nil
 }
 
-func init() {
-	sectionValidators = append(sectionValidators, validateGraphite)
-}
-
 func validateGraphite(d *decoder, cfg *Config) {
 	g := &cfg.Graphite
 	d.oneOf("graphite.protocol", g.Protocol, "tcp", "udp")

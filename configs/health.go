@@ -1,8 +1,12 @@
 package configs
 
 import (
+	"errors"
+	"fmt"
 	"net"
+	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"time"
 )
@@ -53,8 +57,17 @@ func (h *Health) setDefaults() {
 	h.ProgramInterval = Duration(DefaultProgramInterval)
 }
 
-func init() {
-	sectionValidators = append(sectionValidators, validateLocalSurfaces)
+func (c *Control) setDefaults() {
+	c.LogLines = DefaultLogLines
+}
+
+func deriveLocalSurfaces(cfg *Config) {
+	h := &cfg.HTTP
+	if h.Addr == "" {
+		h.Addr = DefaultHTTPAddr
+	} else {
+		h.AddrSet = true
+	}
 }
 
 func validateLocalSurfaces(d *decoder, cfg *Config) {
@@ -65,17 +78,63 @@ func validateLocalSurfaces(d *decoder, cfg *Config) {
 		d.add("", "health.program_interval", "must be at least 1s")
 	}
 	h := &cfg.HTTP
-	if h.Addr == "" {
-		h.Addr = DefaultHTTPAddr
-	} else {
-		h.AddrSet = true
-	}
 	if !strings.EqualFold(h.Addr, HTTPOff) {
 		if _, _, err := net.SplitHostPort(h.Addr); err != nil {
 			d.add("", "http.addr", "%q is not host:port (or \"off\")", h.Addr)
 		}
 	}
-	if s := cfg.Control.Socket; s != "" && !filepath.IsAbs(s) {
+	checkSocketPath(d, cfg.Control.Socket)
+}
+
+func checkSocketPath(d *decoder, s string) {
+	if s != "" && !filepath.IsAbs(s) {
 		d.add("", "control.socket", "%q is not an absolute path", s)
 	}
+}
+
+// ControlSocket finds the control socket a config names for a control
+// command (`steward status`...), reading only what names it:
+// STEWARD_CONTROL_SOCKET, else control.socket in the file. "" means neither
+// sets one: the default paths apply. A problem that keeps the socket from
+// being known (the file unreadable or not TOML, the key of the wrong type
+// or not absolute) is an *Error; the rest of the config is not the
+// command's business, and steward reports it where it runs.
+func ControlSocket(path string, environ []string) (string, error) {
+	var env []string
+	for _, kv := range environ {
+		if strings.HasPrefix(kv, "STEWARD_CONTROL_SOCKET=") {
+			env = []string{kv}
+		}
+	}
+	d := &decoder{source: "command line", undecoded: map[string]bool{}}
+	tree := map[string]any{}
+	if path != "" && (len(env) == 0 || env[0] == "STEWARD_CONTROL_SOCKET=") {
+		d.source = path
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return "", &Error{Problems: []Problem{{Source: path, Message: fmt.Sprintf("cannot read: %v", errors.Unwrap(err))}}}
+		}
+		doc, err := parseDocument(data)
+		if err != nil {
+			return "", &Error{Problems: []Problem{syntaxProblem(path, err)}}
+		}
+		tree, d.lines = doc.tree, doc.lines
+	}
+	_, d.fromEnv = applyEnv(tree, env)
+	var socket string
+	switch c := tree["control"].(type) {
+	case nil:
+	case map[string]any:
+		if v, ok := c["socket"]; ok {
+			d.decode("control.socket", v, reflect.ValueOf(&socket).Elem())
+		}
+	default:
+		d.add("", "control", "expected a table, got %s", typeName(c))
+	}
+	d.validating = true
+	checkSocketPath(d, socket)
+	if len(d.problems) > 0 {
+		return "", &Error{Problems: d.problems}
+	}
+	return socket, nil
 }

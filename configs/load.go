@@ -9,14 +9,13 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-
-	"github.com/pelletier/go-toml/v2"
-	"github.com/pelletier/go-toml/v2/unstable"
 )
 
 // Problem is one thing wrong with the configuration.
 type Problem struct {
-	Source  string // the file, "env NAME" or "command line"
+	// Source is the file, the STEWARD_* variable the value came from, or
+	// "command line".
+	Source  string
 	Line    int    // 0 when unknown or not from a file
 	Key     string // dotted key, e.g. programs.web.stop_timeout
 	Message string
@@ -38,6 +37,8 @@ func (p Problem) String() string {
 // Error lists every problem found; Load returns it when there is any.
 type Error struct {
 	Problems []Problem
+	// Warnings are as Config.Warnings, found beside the problems.
+	Warnings []Problem
 }
 
 func (e *Error) Error() string {
@@ -57,33 +58,44 @@ type Options struct {
 	// Command, from "steward -- CMD ARGS", is the main program: it replaces
 	// the command of the program marked main, or is added as a new program.
 	Command []string
+	// DeferUsers makes users and groups unknown on this host warnings
+	// (Config.Warnings) rather than problems, for `steward validate` on a
+	// host that is not the image the config runs in. Such a config has no
+	// credentials and is not run.
+	DeferUsers bool
 }
 
 // Load reads, overrides, decodes and validates the configuration. A returned
-// *Error lists every problem, each naming its file, line and key.
+// *Error lists every problem, each naming its file, line and key, or its
+// STEWARD_* variable.
 func Load(opts Options) (*Config, error) {
-	d := &decoder{source: "command line", undecoded: map[string]bool{}}
+	var data []byte
+	if opts.Path != "" {
+		var err error
+		if data, err = os.ReadFile(opts.Path); err != nil {
+			return nil, &Error{Problems: []Problem{{Source: opts.Path, Message: fmt.Sprintf("cannot read: %v", errors.Unwrap(err))}}}
+		}
+	}
+	return loadData(opts, data)
+}
+
+// loadData is Load on the file's content, read already.
+func loadData(opts Options, data []byte) (*Config, error) {
+	d := &decoder{source: "command line", undecoded: map[string]bool{}, deferUsers: opts.DeferUsers}
 	tree := map[string]any{}
 	if opts.Path != "" {
 		d.source = opts.Path
-		data, err := os.ReadFile(opts.Path)
+		doc, err := parseDocument(data)
 		if err != nil {
-			return nil, &Error{[]Problem{{Source: opts.Path, Message: fmt.Sprintf("cannot read: %v", errors.Unwrap(err))}}}
+			return nil, &Error{Problems: []Problem{syntaxProblem(opts.Path, err)}}
 		}
-		if err := toml.Unmarshal(data, &tree); err != nil {
-			return nil, &Error{[]Problem{syntaxProblem(opts.Path, err)}}
-		}
-		d.lines = indexLines(data)
+		tree, d.lines = doc.tree, doc.lines
 	}
-	d.problems = append(d.problems, applyEnv(tree, opts.Environ)...)
+	var envProblems []Problem
+	envProblems, d.fromEnv = applyEnv(tree, opts.Environ)
+	d.problems = append(d.problems, envProblems...)
 
-	cfg := &Config{File: opts.Path}
-	cfg.Steward.setDefaults()
-	cfg.Health.setDefaults()
-	cfg.Sensu.setDefaults()
-	cfg.Control.LogLines = DefaultLogLines
-	cfg.Metrics.setDefaults()
-	cfg.Graphite.setDefaults()
+	cfg := newConfig(opts.Path)
 	d.decode("", tree, reflect.ValueOf(cfg).Elem())
 	if cfg.Programs == nil {
 		cfg.Programs = map[string]*Program{}
@@ -98,25 +110,33 @@ func Load(opts Options) (*Config, error) {
 	// Fields that failed to decode keep their defaults, so the semantic
 	// checks still run and the user sees every problem at once.
 	d.validating = true
+	derive(cfg)
 	d.validate(cfg)
+	d.resolve(cfg)
+	d.sort(d.warnings)
 	if len(d.problems) > 0 {
-		sort.SliceStable(d.problems, func(i, j int) bool {
-			a, b := d.problems[i], d.problems[j]
-			if a.Source != b.Source {
-				return a.Source == d.source // file first, then env
-			}
-			return a.Line < b.Line
-		})
-		return nil, &Error{d.problems}
+		d.sort(d.problems)
+		return nil, &Error{Problems: d.problems, Warnings: d.warnings}
 	}
+	cfg.Warnings = d.warnings
 	return cfg, nil
 }
 
+// sort puts the file's problems first, by line, then the environment's.
+func (d *decoder) sort(problems []Problem) {
+	sort.SliceStable(problems, func(i, j int) bool {
+		a, b := problems[i], problems[j]
+		if a.Source != b.Source {
+			return a.Source == d.source
+		}
+		return a.Line < b.Line
+	})
+}
+
 func syntaxProblem(path string, err error) Problem {
-	var de *toml.DecodeError
-	if errors.As(err, &de) {
-		line, _ := de.Position()
-		return Problem{Source: path, Line: line, Key: strings.Join(de.Key(), "."), Message: "TOML syntax: " + strings.TrimPrefix(de.Error(), "toml: ")}
+	var se *syntaxError
+	if errors.As(err, &se) {
+		return Problem{Source: path, Line: se.line, Message: "TOML syntax: " + se.msg}
 	}
 	return Problem{Source: path, Message: "TOML: " + err.Error()}
 }
@@ -153,45 +173,20 @@ func programName(cmd string) string {
 	}, base)
 }
 
-func (s *Steward) setDefaults() {
-	s.LogLevel = "info"
-	s.LogFormat = "text"
-	s.ShutdownTimeout = Duration(DefaultShutdownTimeout)
-	s.FlushTimeout = Duration(DefaultFlushTimeout)
-	s.OutputPrefix = "auto"
-	s.MaxLineBytes = DefaultMaxLineBytes
-	s.LogBufferLines = DefaultLogBufferLines
-}
-
-func (p *Program) setDefaults() {
-	p.StartSecs = Duration(DefaultStartSecs)
-	p.StartRetries = DefaultStartRetries
-	p.BackoffInitial = Duration(DefaultBackoffInitial)
-	p.BackoffMax = Duration(DefaultBackoffMax)
-	p.StopSignal = Signal(15)
-	p.StopTimeout = Duration(DefaultStopTimeout)
-}
-
-func (p *Probe) setDefaults() {
-	p.Interval = Duration(DefaultProbeInterval)
-	p.Timeout = Duration(DefaultProbeTimeout)
-	p.MaxWait = Duration(DefaultProbeMaxWait)
-}
-
-// defaulter is implemented by config tables that fill their defaults before
-// the file's values are decoded over them.
-type defaulter interface{ setDefaults() }
-
 // decoder maps the generic TOML tree onto the typed config. It is written
 // here rather than taken from go-toml's own Unmarshal because that stops at
 // the first type error and reports no position for semantic errors, while
 // steward must list every problem with its line before anything starts.
 type decoder struct {
-	source     string
-	lines      map[string]int // dotted key -> line in the file
+	source string
+	lines  map[string]int // dotted key -> line in the file
+	// fromEnv names the STEWARD_* variable that set a key.
+	fromEnv    map[string]string
 	problems   []Problem
+	warnings   []Problem
 	undecoded  map[string]bool // keys that failed to decode
 	validating bool
+	deferUsers bool
 }
 
 // envValue is a value set by an environment variable: always a string,
@@ -200,6 +195,9 @@ type envValue struct {
 	name, value string
 }
 
+// add records a problem with key. env names the variable whose value is
+// wrong, when known; otherwise a key some STEWARD_* variable set is blamed
+// on that variable, and any other on its line in the file.
 func (d *decoder) add(env, key, format string, args ...any) {
 	if d.validating && d.undecoded[key] {
 		return // a key that failed to decode would only repeat itself
@@ -207,22 +205,41 @@ func (d *decoder) add(env, key, format string, args ...any) {
 	if !d.validating {
 		d.undecoded[key] = true
 	}
+	d.problems = append(d.problems, d.problem(env, key, format, args...))
+}
+
+func (d *decoder) problem(env, key, format string, args ...any) Problem {
 	p := Problem{Source: d.source, Key: key, Message: fmt.Sprintf(format, args...)}
+	if env == "" {
+		env = d.fromEnv[trimIndex(key)]
+	}
 	if env != "" {
-		p.Source = "env " + env
+		p.Source = env
 	} else {
 		p.Line = d.line(key)
 	}
-	d.problems = append(d.problems, p)
+	return p
 }
 
-// line finds the line of key, or of its closest enclosing table.
+// trimIndex drops the element indexes that end a key: groups[0] -> groups.
+func trimIndex(key string) string {
+	for strings.HasSuffix(key, "]") {
+		i := strings.LastIndexByte(key, '[')
+		if i < 0 {
+			break
+		}
+		key = key[:i]
+	}
+	return key
+}
+
+// line finds the line of key, or of its closest enclosing array or table.
 func (d *decoder) line(key string) int {
 	for key != "" {
 		if l, ok := d.lines[key]; ok {
 			return l
 		}
-		i := strings.LastIndexByte(key, '.')
+		i := strings.LastIndexAny(key, ".[")
 		if i < 0 {
 			break
 		}
@@ -316,8 +333,14 @@ func (d *decoder) decode(path string, v any, rv reflect.Value) {
 			return
 		}
 		out := reflect.MakeSlice(rv.Type(), len(list), len(list))
+		before := len(d.problems)
 		for i, item := range list {
 			d.decode(path+"["+strconv.Itoa(i)+"]", item, out.Index(i))
+		}
+		if len(d.problems) > before {
+			// The checks of the whole array would see the zero values
+			// left by the elements that failed (unknown group "").
+			d.undecoded[path] = true
 		}
 		rv.Set(out)
 	case reflect.String:
@@ -462,49 +485,4 @@ func (d *decoder) programOrder(programs map[string]*Program) []string {
 		return d.lines[join("programs", names[i])] < d.lines[join("programs", names[j])]
 	})
 	return names
-}
-
-// indexLines maps every dotted key of a document (tables, keys, keys inside
-// inline tables) to the line it is written on, using go-toml's own parser.
-func indexLines(data []byte) map[string]int {
-	lines := map[string]int{}
-	var p unstable.Parser
-	p.Reset(data)
-	var table string
-	for p.NextExpression() {
-		expr := p.Expression()
-		switch expr.Kind {
-		case unstable.Table, unstable.ArrayTable:
-			table = indexKey(&p, lines, "", expr.Key())
-		case unstable.KeyValue:
-			indexKeyValue(&p, lines, table, expr)
-		}
-	}
-	return lines
-}
-
-func indexKeyValue(p *unstable.Parser, lines map[string]int, prefix string, kv *unstable.Node) {
-	key := indexKey(p, lines, prefix, kv.Key())
-	if v := kv.Value(); v.Kind == unstable.InlineTable {
-		it := v.Children()
-		for it.Next() {
-			if n := it.Node(); n.Kind == unstable.KeyValue {
-				indexKeyValue(p, lines, key, n)
-			}
-		}
-	}
-}
-
-// indexKey records the line of every prefix of a dotted key and returns the
-// whole key.
-func indexKey(p *unstable.Parser, lines map[string]int, prefix string, it unstable.Iterator) string {
-	key := prefix
-	for it.Next() {
-		n := it.Node()
-		key = join(key, string(n.Data))
-		if _, seen := lines[key]; !seen {
-			lines[key] = p.Shape(n.Raw).Start.Line
-		}
-	}
-	return key
 }

@@ -27,6 +27,11 @@ type Metrics struct {
 	// under; "/" in a container, e.g. "/host" for a sidecar that mounts
 	// the host's.
 	Root string `toml:"root"`
+
+	// The app's own metrics (configs/appmetrics.go).
+	StatsD StatsD `toml:"statsd"`
+	Relay  Relay  `toml:"relay"`
+	Scrape Scrape `toml:"scrape"`
 }
 
 // Metrics defaults and the collectors known.
@@ -43,6 +48,9 @@ func (m *Metrics) setDefaults() {
 	m.Collectors = slices.Clone(MetricsCollectors)
 	m.ExcludeInterfaces = []string{"lo"}
 	m.Root = "/"
+	m.StatsD.setDefaults()
+	m.Relay.setDefaults()
+	m.Scrape.setDefaults()
 }
 
 // MetricsEnabled reports whether metrics are collected at all.
@@ -50,8 +58,10 @@ func (c *Config) MetricsEnabled() bool {
 	return len(c.Graphite.Addr) > 0 || c.Metrics.Print || c.Metrics.Prometheus
 }
 
-func init() {
-	sectionValidators = append(sectionValidators, validateMetrics)
+func deriveMetrics(cfg *Config) {
+	if cfg.Metrics.Root == "" {
+		cfg.Metrics.Root = "/"
+	}
 }
 
 func validateMetrics(d *decoder, cfg *Config) {
@@ -72,9 +82,6 @@ func validateMetrics(d *decoder, cfg *Config) {
 		if _, err := path.Match(g, ""); err != nil {
 			d.add("", "metrics.exclude_interfaces", "bad pattern %q", g)
 		}
-	}
-	if m.Root == "" {
-		m.Root = "/"
 	}
 	if m.Prometheus && strings.EqualFold(cfg.HTTP.Addr, HTTPOff) {
 		d.add("", "metrics.prometheus", "/metrics is served on the HTTP endpoint, which http.addr turns off")

@@ -84,7 +84,7 @@ template = "{app}.{nope}"
 		}
 	}
 	_, err = load(t, oneProgram, "STEWARD_GRAPHITE_ADDR=carbon:99999")
-	if err == nil || !strings.Contains(err.Error(), "env STEWARD_GRAPHITE_ADDR: graphite.addr: bad port") {
+	if err == nil || !strings.Contains(err.Error(), "STEWARD_GRAPHITE_ADDR: graphite.addr: bad port") {
 		t.Fatalf("env error: %v", err)
 	}
 }

@@ -3,6 +3,7 @@ package configs
 import (
 	"net/url"
 	"os"
+	"slices"
 	"time"
 )
 
@@ -45,8 +46,28 @@ type Sensu struct {
 	// QueueSize bounds the events waiting for the backend; beyond it the
 	// oldest are dropped and counted.
 	QueueSize int `toml:"queue_size"`
+	// AllowListFile is sensu-agent's allow list (a YAML or JSON file of
+	// exec, args, sha512, enable_env): the only commands check requests
+	// from the backend may run. Without it, and without AllowAnyCommand,
+	// every check request is refused.
+	AllowListFile string `toml:"allow_list"`
+	// AllowList is the file's rules, read when the config is loaded.
+	AllowList []AllowRule `toml:"-"`
+	// AllowAnyCommand runs whatever the backend requests, as sensu-agent
+	// does without an allow list: whoever can create a check owns the
+	// container.
+	AllowAnyCommand bool `toml:"allow_any_command"`
+	// Redact lists the entity's fields whose values the backend hides
+	// (sensu-agent's --redact).
+	Redact []string `toml:"redact"`
+
 	// MaxOutputBytes caps the output of checks the backend requests.
 	MaxOutputBytes int `toml:"max_output_bytes"`
+	// EventSpacing is the least time between two results of one check sent
+	// to the backend without an API key to see them stored: the backend
+	// stores events asynchronously and loses one of two that arrive
+	// together.
+	EventSpacing Duration `toml:"event_spacing"`
 
 	TrustedCAFile         string `toml:"trusted_ca_file"`
 	InsecureSkipTLSVerify bool   `toml:"insecure_skip_tls_verify"`
@@ -60,6 +81,7 @@ const (
 	DefaultKeepaliveWarning       = 120 * time.Second
 	DefaultSensuQueueSize         = 1000
 	DefaultSensuMaxOutputBytes    = 64 * 1024
+	DefaultSensuEventSpacing      = time.Second
 	minimumKeepaliveTimeout       = 5 * time.Second // sensu-agent's minimum
 	DefaultSensuManagedEntityFlag = true
 )
@@ -73,22 +95,26 @@ func (s *Sensu) setDefaults() {
 	s.KeepaliveWarningTimeout = Duration(DefaultKeepaliveWarning)
 	s.QueueSize = DefaultSensuQueueSize
 	s.MaxOutputBytes = DefaultSensuMaxOutputBytes
+	s.EventSpacing = Duration(DefaultSensuEventSpacing)
+	s.Redact = slices.Clone(DefaultSensuRedact)
 }
+
+// DefaultSensuRedact is sensu-agent's default redact list.
+var DefaultSensuRedact = []string{"password", "passwd", "pass", "api_key", "api_token", "access_key", "secret_key", "private_key", "secret"}
 
 // Enabled reports whether steward should act as a Sensu agent.
 func (s *Sensu) Enabled() bool { return len(s.BackendURLs) > 0 }
 
-func init() {
-	sectionValidators = append(sectionValidators, validateSensu)
+func deriveSensu(cfg *Config) {
+	if s := &cfg.Sensu; s.Enabled() && s.EntityName == "" {
+		s.EntityName = cfg.Steward.Host
+	}
 }
 
 func validateSensu(d *decoder, cfg *Config) {
 	s := &cfg.Sensu
 	if !s.Enabled() {
 		return
-	}
-	if s.EntityName == "" {
-		s.EntityName = cfg.Steward.Host
 	}
 	if !validCheckName(s.EntityName) {
 		d.add("", "sensu.entity_name", "%q is not a valid Sensu name (letters, digits, '_', '.', '-', ':')", s.EntityName)
@@ -99,13 +125,17 @@ func validateSensu(d *decoder, cfg *Config) {
 	for _, u := range s.BackendURLs {
 		p, err := url.Parse(u)
 		if err != nil || (p.Scheme != "ws" && p.Scheme != "wss") || p.Host == "" {
-			d.add("", "sensu.backend_url", "%q is not a ws:// or wss:// URL", redactURL(u))
+			d.add("", "sensu.backend_url", "%q is not a ws:// or wss:// URL", RedactURL(u))
+		} else if p.User != nil {
+			d.add("", "sensu.backend_url", "%q carries a user and password, which the agent transport cannot use: set sensu.user and STEWARD_SENSU_PASSWORD", RedactURL(u))
 		}
 	}
 	if s.APIURL != "" {
 		p, err := url.Parse(s.APIURL)
 		if err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
-			d.add("", "sensu.api_url", "%q is not an http:// or https:// URL", redactURL(s.APIURL))
+			d.add("", "sensu.api_url", "%q is not an http:// or https:// URL", RedactURL(s.APIURL))
+		} else if p.User != nil {
+			d.add("", "sensu.api_url", "%q carries a user and password, which the API does not take: set STEWARD_SENSU_API_KEY", RedactURL(s.APIURL))
 		}
 	}
 	if s.APIKey != "" && s.APIURL == "" {
@@ -130,6 +160,12 @@ func validateSensu(d *decoder, cfg *Config) {
 	if s.QueueSize < 1 {
 		d.add("", "sensu.queue_size", "must be at least 1")
 	}
+	if s.EventSpacing < Duration(10*time.Millisecond) || s.EventSpacing > Duration(time.Minute) {
+		d.add("", "sensu.event_spacing", "must be between 10ms and 1m")
+	}
+	if s.AllowListFile != "" && s.AllowAnyCommand {
+		d.add("", "sensu.allow_any_command", "cannot be used with allow_list")
+	}
 	if s.MaxOutputBytes < 256 {
 		d.add("", "sensu.max_output_bytes", "must be at least 256")
 	}
@@ -145,8 +181,27 @@ func validateSensu(d *decoder, cfg *Config) {
 	}
 }
 
+// resolveSensu reads the allow list file.
+func resolveSensu(d *decoder, cfg *Config) {
+	s := &cfg.Sensu
+	if !s.Enabled() || s.AllowListFile == "" {
+		return
+	}
+	f, err := os.Open(s.AllowListFile)
+	if err != nil {
+		d.add("", "sensu.allow_list", "%v", err)
+		return
+	}
+	defer f.Close()
+	rules, err := ParseAllowList(f)
+	if err != nil {
+		d.add("", "sensu.allow_list", "%s: %v", s.AllowListFile, err)
+	}
+	s.AllowList = rules
+}
+
 // redactURL drops a password written into a URL, so it is never printed.
-func redactURL(s string) string {
+func RedactURL(s string) string {
 	u, err := url.Parse(s)
 	if err != nil {
 		return "(unparsable URL)"

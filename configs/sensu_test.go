@@ -68,7 +68,7 @@ command = ["app"]
 		`checks.web.expect_status: bad HTTP status range "300-200"`,
 		"checks.web.expect_body: bad regexp",
 		`checks.program-x: names starting with "program-"`,
-		"env STEWARD_SENSU_API_KEY_FILE: sensu.api_key: cannot read the secret",
+		"STEWARD_SENSU_API_KEY_FILE: sensu.api_key: cannot read the secret",
 	} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("missing %q in\n%s", want, msg)

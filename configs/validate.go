@@ -13,9 +13,34 @@ import (
 	"syscall"
 )
 
-// validate checks meaning, fills defaults that depend on other keys and
-// resolves users. It runs only on a config that decoded cleanly.
-func (d *decoder) validate(cfg *Config) {
+func deriveSteward(cfg *Config) {
+	s := &cfg.Steward
+	if s.Host == "" {
+		s.Host, _ = os.Hostname()
+	}
+	if s.App == "" {
+		s.App = "app"
+		if mains := cfg.mains(); len(mains) == 1 {
+			s.App = mains[0]
+		}
+	}
+	if s.Version == "" {
+		s.Version = "unknown"
+	}
+}
+
+// mains names the programs marked main, in the config's order.
+func (c *Config) mains() []string {
+	var mains []string
+	for _, name := range c.Order {
+		if c.Programs[name].Main {
+			mains = append(mains, name)
+		}
+	}
+	return mains
+}
+
+func validateSteward(d *decoder, cfg *Config) {
 	s := &cfg.Steward
 	d.oneOf("steward.log_level", s.LogLevel, "debug", "info", "warn", "error")
 	d.oneOf("steward.log_format", s.LogFormat, "text", "json")
@@ -31,44 +56,63 @@ func (d *decoder) validate(cfg *Config) {
 			d.add("", "steward.success_exit_codes", "exit code %d is outside 0-255", code)
 		}
 	}
-	if s.Host == "" {
-		s.Host, _ = os.Hostname()
-	}
+}
 
+// derivePrograms fills what a program's kind and role decide: the restart
+// policy and fatal action of a main program or a oneshot, and the condition
+// a dependency waits for.
+func derivePrograms(cfg *Config) {
+	for _, name := range cfg.Order {
+		p := cfg.Programs[name]
+		if p.Kind == "" {
+			p.Kind = KindService
+		}
+		if p.Restart == "" {
+			p.Restart = RestartAlways
+			if p.Main || p.Kind == KindOneshot {
+				p.Restart = RestartNever
+			}
+		}
+		if p.OnFatal == "" {
+			p.OnFatal = OnFatalContinue
+			if p.Main || p.Critical || p.Kind == KindOneshot {
+				p.OnFatal = OnFatalStop
+			}
+		}
+	}
+	for _, name := range cfg.Order {
+		p := cfg.Programs[name]
+		for i, dep := range p.DependsOn {
+			other, ok := cfg.Programs[dep.Name]
+			if !ok || dep.Condition != "" {
+				continue
+			}
+			switch {
+			case other.Kind == KindOneshot:
+				p.DependsOn[i].Condition = CondCompleted
+			case other.Ready != nil:
+				p.DependsOn[i].Condition = CondReady
+			default:
+				p.DependsOn[i].Condition = CondStarted
+			}
+		}
+	}
+}
+
+func validatePrograms(d *decoder, cfg *Config) {
 	if len(cfg.Programs) == 0 {
 		d.add("", "programs", "no programs: add a [programs.NAME] table, or give a command after --")
 	}
-	var mains []string
 	for _, name := range cfg.Order {
-		p := cfg.Programs[name]
-		d.validateProgram(cfg, p)
-		if p.Main {
-			mains = append(mains, name)
-		}
+		d.validateProgram(cfg, cfg.Programs[name])
 	}
-	if len(mains) > 1 {
+	if mains := cfg.mains(); len(mains) > 1 {
 		for _, name := range mains {
 			d.add("", "programs."+name+".main", "only one program can be main (%s)", strings.Join(mains, ", "))
 		}
 	}
-	if s.App == "" {
-		s.App = "app"
-		if len(mains) == 1 {
-			s.App = mains[0]
-		}
-	}
-	if s.Version == "" {
-		s.Version = "unknown"
-	}
 	d.findCycles(cfg)
-	for _, v := range sectionValidators {
-		v(d, cfg)
-	}
 }
-
-// sectionValidators check the sections other than [steward] and
-// [programs]; each section's file adds its own.
-var sectionValidators []func(d *decoder, cfg *Config)
 
 func (d *decoder) validateProgram(cfg *Config, p *Program) {
 	key := join("programs", p.Name)
@@ -82,23 +126,8 @@ func (d *decoder) validateProgram(cfg *Config, p *Program) {
 			d.add("", key+".command", "is empty")
 		}
 	}
-	if p.Kind == "" {
-		p.Kind = KindService
-	}
 	d.oneOf(key+".kind", p.Kind, KindService, KindOneshot)
-	if p.Restart == "" {
-		p.Restart = RestartAlways
-		if p.Main || p.Kind == KindOneshot {
-			p.Restart = RestartNever
-		}
-	}
 	d.oneOf(key+".restart", p.Restart, RestartAlways, RestartOnFailure, RestartNever)
-	if p.OnFatal == "" {
-		p.OnFatal = OnFatalContinue
-		if p.Main || p.Critical || p.Kind == KindOneshot {
-			p.OnFatal = OnFatalStop
-		}
-	}
 	d.oneOf(key+".on_fatal", p.OnFatal, OnFatalStop, OnFatalContinue)
 	if p.Stdio != "" {
 		d.oneOf(key+".stdio", p.Stdio, StdioCapture, StdioInherit)
@@ -112,11 +141,7 @@ func (d *decoder) validateProgram(cfg *Config, p *Program) {
 	if p.StopSignal == 0 {
 		d.add("", key+".stop_signal", "must name a signal")
 	}
-	for from := range p.Signals {
-		if _, err := ParseSignal(from); err != nil {
-			d.add("", join(key+".signals", from), "%v", err)
-		}
-	}
+	d.validateRewrites(key, p)
 	for name := range p.Rlimits {
 		if _, ok := RlimitResources[name]; !ok {
 			d.add("", join(key+".rlimits", name), "unknown resource (known: %s)", strings.Join(sortedKeys(RlimitResources), ", "))
@@ -132,7 +157,6 @@ func (d *decoder) validateProgram(cfg *Config, p *Program) {
 			d.add("", key+".env_remove", "bad pattern %q: %v", pattern, err)
 		}
 	}
-	d.resolveUser(key, p)
 	if p.Ready != nil {
 		d.validateProbe(key+".ready", p.Ready)
 	}
@@ -146,15 +170,6 @@ func (d *decoder) validateProgram(cfg *Config, p *Program) {
 		case dep.Name == p.Name:
 			d.add("", key+".depends_on", "a program cannot depend on itself")
 			continue
-		}
-		if dep.Condition == "" {
-			dep.Condition = CondStarted
-			if other.Kind == KindOneshot {
-				dep.Condition = CondCompleted
-			} else if other.Ready != nil {
-				dep.Condition = CondReady
-			}
-			p.DependsOn[i] = dep
 		}
 		if dep.Condition == CondCompleted && other.Kind != KindOneshot {
 			d.add("", key+".depends_on", "%q is not a oneshot and never completes (%s)", dep.Name, dkey)
@@ -185,7 +200,7 @@ func (d *decoder) validateProbe(key string, pr *Probe) {
 	if pr.HTTP != "" {
 		set++
 		if u, err := url.Parse(pr.HTTP); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			d.add("", key+".http", "%q is not an http:// or https:// URL", pr.HTTP)
+			d.add("", key+".http", "%q is not an http:// or https:// URL", RedactURL(pr.HTTP))
 		}
 	}
 	if len(pr.Command) > 0 {
@@ -206,8 +221,26 @@ func (d *decoder) validateProbe(key string, pr *Probe) {
 	d.validateHTTPExtras(key, pr)
 }
 
-// resolveUser looks user, group and groups up in /etc/passwd and
-// /etc/group, so an unknown name fails before anything starts.
+// resolveUsers looks every program's user, group and groups up in /etc/passwd
+// and /etc/group, so an unknown name fails before anything starts. With
+// Options.DeferUsers an unknown name is a warning instead: the config is
+// checked on a host that is not the image it runs in.
+func resolveUsers(d *decoder, cfg *Config) {
+	for _, name := range cfg.Order {
+		d.resolveUser(join("programs", name), cfg.Programs[name])
+	}
+}
+
+// unknownName reports a user or group this host does not know.
+func (d *decoder) unknownName(key, what, name string) {
+	if !d.deferUsers {
+		d.add("", key, "unknown %s %q", what, name)
+		return
+	}
+	p := d.problem("", key, "unknown %s %q on this host (looked up again when steward starts)", what, name)
+	d.warnings = append(d.warnings, p)
+}
+
 func (d *decoder) resolveUser(key string, p *Program) {
 	if p.User == "" && p.Group == "" && len(p.Groups) == 0 {
 		return
@@ -232,20 +265,20 @@ func (d *decoder) resolveUser(key string, p *Program) {
 			uid, _ := strconv.ParseUint(p.User, 10, 32)
 			cred.UID, cred.GID, cred.Home, cred.Username = uint32(uid), 0, "/", p.User
 		default:
-			d.add("", key+".user", "unknown user %q", p.User)
+			d.unknownName(key+".user", "user", p.User)
 		}
 	}
 	if p.Group != "" {
 		gid, err := lookupGroup(p.Group)
 		if err != nil {
-			d.add("", key+".group", "unknown group %q", p.Group)
+			d.unknownName(key+".group", "group", p.Group)
 		}
 		cred.GID = gid
 	}
 	for _, g := range p.Groups {
 		gid, err := lookupGroup(g)
 		if err != nil {
-			d.add("", key+".groups", "unknown group %q", g)
+			d.unknownName(key+".groups", "group", g)
 			continue
 		}
 		if !slices.Contains(cred.Groups, gid) {
@@ -318,6 +351,24 @@ func (d *decoder) findCycles(cfg *Config) {
 	for _, name := range cfg.Order {
 		if state[name] == unvisited {
 			visit(name)
+		}
+	}
+}
+
+// validateRewrites refuses rewrites that could never happen: of a signal
+// steward never receives or never forwards.
+func (d *decoder) validateRewrites(key string, p *Program) {
+	for _, from := range sortedKeys(p.Signals) {
+		k := join(key+".signals", from)
+		sig, err := ParseSignal(from)
+		if err != nil {
+			d.add("", k, "%v", err)
+			continue
+		}
+		// Any target is fine: steward sends it with kill(2). A target
+		// that does not exist failed to decode already.
+		if err := NotForwarded(sig); err != nil {
+			d.add("", k, "cannot rewrite: %v", err)
 		}
 	}
 }

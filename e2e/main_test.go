@@ -22,10 +22,11 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/stewardhq/steward/internal/testutil"
 )
 
 var (
@@ -80,35 +81,18 @@ func runMain(m *testing.M) int {
 	return m.Run()
 }
 
-// waitFor polls cond until it holds. The limit is a hang guard only,
-// minutes long: nothing passes or fails on time.
+// waitFor polls cond until it holds (testutil's hang guard, minutes
+// long: nothing passes or fails on time), a little apart: each poll here
+// runs the docker CLI.
 func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(4 * time.Minute)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
+	testutil.Eventually(t, what, func() bool {
+		if cond() {
+			return true
 		}
 		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-// lockedBuffer collects a process's output while the test reads it.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
+		return false
+	})
 }
 
 // --- dockerd ------------------------------------------------------------
@@ -139,7 +123,7 @@ func startDockerd() (stop func(), err error) {
 	}
 	sock := filepath.Join(run, "docker.sock")
 	dockerHost = "unix://" + sock
-	out := &lockedBuffer{}
+	out := &testutil.LockedBuffer{}
 	cmd := exec.Command("dockerd", "--bridge=none", "--iptables=false", "--ip6tables=false", "--ip-masq=false",
 		"--host", dockerHost, "--data-root", root, "--exec-root", filepath.Join(run, "exec"),
 		"--pidfile", filepath.Join(run, "docker.pid"), "--userland-proxy=false")

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/stewardhq/steward/internal/carbontest"
+	"github.com/stewardhq/steward/internal/testutil"
 )
 
 // kernelPackage is Debian's cloud kernel for amd64 (few drivers, quick to
@@ -91,7 +92,14 @@ func initramfs(t *testing.T, brd string) string {
 			t.Fatal(err)
 		}
 	}
+	demoapp := filepath.Join(t.TempDir(), "demoapp")
+	build := exec.Command("go", "build", "-trimpath", "-o", demoapp, "./configs/dashboards/demoapp")
+	build.Dir, build.Env = repo, append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building the demo app: %v\n%s", err, out)
+	}
 	files := map[string]string{
+		demoapp:            "demoapp",
 		"/bin/busybox":     "bin/busybox",
 		"/bin/bash":        "bin/bash",
 		"/usr/bin/unshare": "usr/bin/unshare",
@@ -167,7 +175,7 @@ func TestCgroupV2VM(t *testing.T) {
 		"-serial", "file:" + console, "-serial", "file:" + serial,
 	}
 	qemu := exec.Command("qemu-system-x86_64", args...)
-	var qout lockedBuffer
+	var qout testutil.LockedBuffer
 	qemu.Stdout, qemu.Stderr = &qout, &qout
 	qemu.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	began := time.Now()

@@ -96,13 +96,14 @@ func (s *Supervisor) RestartProgram(ctx context.Context, name string) error {
 	})
 }
 
-// SignalProgram sends sig to the program's process group.
+// SignalProgram sends sig to the program's process group (its pid with
+// signal_group = false).
 func (s *Supervisor) SignalProgram(ctx context.Context, name string, sig syscall.Signal) error {
 	return s.control(ctx, name, func(p *program) error {
 		if p.pid == 0 {
 			return fmt.Errorf("supervisor: %q: %w", name, ErrNotRunning)
 		}
-		s.signalGroup(p, sig)
+		s.signalProgram(p, sig)
 		return nil
 	})
 }
@@ -152,11 +153,11 @@ type ReloadResult struct {
 	Added, Removed, Changed, Unchanged []string
 }
 
-// Reload applies a new configuration's programs, as supervisorctl update
-// does: new programs start, removed ones stop, changed ones restart with
-// their new definition, the rest are untouched. Settings outside
-// [programs] take effect at the next start of steward.
-func (s *Supervisor) Reload(ctx context.Context, cfg *configs.Config) (ReloadResult, error) {
+// Reload applies a new configuration's programs (in the config's order), as
+// supervisorctl update does: new programs start, removed ones stop, changed
+// ones restart with their new definition, the rest are untouched. Settings
+// outside [programs] take effect at the next start of steward.
+func (s *Supervisor) Reload(ctx context.Context, programs []*configs.Program) (ReloadResult, error) {
 	var res ReloadResult
 	var err error
 	if !s.call(ctx, func() {
@@ -164,20 +165,26 @@ func (s *Supervisor) Reload(ctx context.Context, cfg *configs.Config) (ReloadRes
 			err = ErrShuttingDown
 			return
 		}
-		res = s.reload(cfg)
+		res = s.reload(programs)
 	}) {
 		return res, errLoopEnded
 	}
 	return res, err
 }
 
-func (s *Supervisor) reload(cfg *configs.Config) ReloadResult {
+func (s *Supervisor) reload(programs []*configs.Program) ReloadResult {
 	var res ReloadResult
+	specs := make(map[string]*configs.Program, len(programs))
+	order := make([]string, 0, len(programs))
+	for _, spec := range programs {
+		specs[spec.Name] = spec
+		order = append(order, spec.Name)
+	}
 	for _, p := range s.programs {
 		if p.retiring {
 			continue
 		}
-		spec, kept := cfg.Programs[p.name]
+		spec, kept := specs[p.name]
 		switch {
 		case !kept:
 			res.Removed = append(res.Removed, p.name)
@@ -198,16 +205,15 @@ func (s *Supervisor) reload(cfg *configs.Config) ReloadResult {
 			}
 		}
 	}
-	for _, name := range cfg.Order {
+	for _, name := range order {
 		if _, exists := s.byName[name]; !exists {
 			res.Added = append(res.Added, name)
-			p := newProgram(cfg.Programs[name], s.env)
+			p := newProgram(specs[name], s.env)
 			s.byName[name] = p
 			s.programs = append(s.programs, p)
 		}
 	}
-	s.cfg.Programs = cfg.Programs
-	s.cfg.Order = cfg.Order
+	s.order = order
 	s.reorder()
 	s.log.Info("configuration reloaded", "added", res.Added, "removed", res.Removed, "changed", res.Changed)
 	s.schedule()
@@ -234,13 +240,24 @@ func (s *Supervisor) removeProgram(p *program) {
 		}
 	}
 	s.reorder()
+	s.emit(Event{Program: p.name, Kind: EventRemoved})
 }
 
 // reorder puts programs in start order and rebuilds the dependents index.
 // Programs on their way out keep their place at the end until they are down.
 func (s *Supervisor) reorder() {
 	var ordered, retiring []*program
-	for _, name := range startOrder(s.cfg) {
+	spec := func(name string) *configs.Program {
+		p := s.byName[name]
+		switch {
+		case p == nil || p.retiring:
+			return nil
+		case p.next != nil: // the definition it restarts with
+			return p.next
+		}
+		return p.spec
+	}
+	for _, name := range startOrder(s.order, spec) {
 		if p := s.byName[name]; p != nil && !p.retiring {
 			ordered = append(ordered, p)
 		}

@@ -15,24 +15,20 @@ import (
 	"time"
 
 	"github.com/stewardhq/steward/configs"
+	"github.com/stewardhq/steward/internal/testutil"
 )
 
-func loadConfig(t *testing.T, body string) *configs.Config {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "steward.toml")
-	os.WriteFile(path, []byte(body), 0o644)
-	cfg, err := configs.Load(configs.Options{Path: path})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cfg
+// configOf is the supervisor's part of cfg, as cmd/steward builds it.
+func configOf(cfg *configs.Config) Config {
+	return Config{Programs: cfg.ProgramList(), ShutdownTimeout: cfg.Steward.ShutdownTimeout.D(),
+		SuccessExitCodes: cfg.Steward.SuccessExitCodes, MaxLineBytes: cfg.Steward.MaxLineBytes}
 }
 
 // running starts a supervisor in this process and returns it with a
 // channel that gets Run's exit code.
 func running(t *testing.T, cfg *configs.Config) (*Supervisor, chan int) {
 	t.Helper()
-	s, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), WithOutput(io.Discard, io.Discard))
+	s, err := New(configOf(cfg), slog.New(slog.NewTextHandler(io.Discard, nil)), WithOutput(io.Discard, io.Discard))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +58,7 @@ func status(t *testing.T, s *Supervisor, name string) ProgramStatus {
 
 func waitState(t *testing.T, s *Supervisor, name string, want State) ProgramStatus {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(testutil.HangGuard)
 	for {
 		ps := status(t, s, name)
 		if ps.State == want && (want != StateRunning || ps.PID != 0) {
@@ -93,7 +89,7 @@ start_secs = 0
 
 func TestStopStartRestartSignal(t *testing.T) {
 	dir := t.TempDir()
-	s, done := running(t, loadConfig(t, strings.ReplaceAll(controlConfig, "%[1]s", dir)))
+	s, done := running(t, testutil.LoadConfig(t, strings.ReplaceAll(controlConfig, "%[1]s", dir)))
 	ctx := context.Background()
 	a := waitState(t, s, "a", StateRunning)
 	b := waitState(t, s, "b", StateRunning)
@@ -187,7 +183,7 @@ func TestStopStartRestartSignal(t *testing.T) {
 
 func TestReload(t *testing.T) {
 	dir := t.TempDir()
-	s, _ := running(t, loadConfig(t, strings.ReplaceAll(controlConfig, "%[1]s", dir)+`
+	s, _ := running(t, testutil.LoadConfig(t, strings.ReplaceAll(controlConfig, "%[1]s", dir)+`
 [programs.gone]
 command = ["sleep", "1000"]
 start_secs = 0
@@ -197,14 +193,14 @@ start_secs = 0
 	b := waitState(t, s, "b", StateRunning)
 	gone := waitState(t, s, "gone", StateRunning)
 
-	next := loadConfig(t, strings.ReplaceAll(controlConfig, "%[1]s", dir)+`
+	next := testutil.LoadConfig(t, strings.ReplaceAll(controlConfig, "%[1]s", dir)+`
 [programs.c]
 depends_on = ["b"]
 command = ["sleep", "999"]
 start_secs = 0
 `)
 	next.Programs["b"].Command = []string{"sleep", "998"}
-	res, err := s.Reload(context.Background(), next)
+	res, err := s.Reload(context.Background(), next.ProgramList())
 	if err != nil {
 		t.Fatal(err)
 	}

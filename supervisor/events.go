@@ -22,6 +22,7 @@ const (
 	EventStopping   EventKind = "stopping"   // stop signal sent
 	EventKilled     EventKind = "killed"     // stop timeout ran out: SIGKILL to the group
 	EventStopped    EventKind = "stopped"    // stopped on request or shutdown
+	EventRemoved    EventKind = "removed"    // a reload removed it, and it is down
 
 	// EventShutdown (no program) marks, in stream order, where steward
 	// began to stop everything; Message says why.

@@ -7,6 +7,8 @@ import (
 	"os"
 	"sync"
 	"time"
+
+	"github.com/stewardhq/steward/stream"
 )
 
 // LogRecord is one line (or one part of a cut line) a program wrote.
@@ -103,8 +105,13 @@ type capture struct {
 	prefix  []byte
 	dst     io.Writer
 	out     *output
-	records *Stream[LogRecord]
+	records *stream.Stream[LogRecord]
 	scratch []byte
+	// last is the time of the last record: records of one pipe get
+	// strictly increasing times, so systems that sort by time (Fluentd,
+	// Elasticsearch, Loki) keep their order even when a read holds many
+	// lines.
+	last time.Time
 }
 
 func (c *capture) run(r io.Reader, max int) error {
@@ -137,9 +144,14 @@ func (c *capture) flush(buf []byte, pieces []piece) {
 	first := pieces[0].start
 	text := string(buf[first:pieces[len(pieces)-1].end])
 	batch := make([]LogRecord, len(pieces))
+	t := now
 	for i, p := range pieces {
+		if !t.After(c.last) {
+			t = c.last.Add(time.Nanosecond)
+		}
+		c.last = t
 		batch[i] = LogRecord{
-			Time: now, Program: c.program, PID: c.pid, Source: c.source,
+			Time: t, Program: c.program, PID: c.pid, Source: c.source,
 			Text: text[p.start-first : p.end-first], Partial: p.partial,
 		}
 	}

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"testing/iotest"
+
+	"github.com/stewardhq/steward/stream"
 )
 
 type splitPiece struct {
@@ -56,8 +58,8 @@ func TestSplitLines(t *testing.T) {
 // write and published as one batch, bytes kept as they were.
 func TestCapturePublishesOneBatchPerRead(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	records := NewStream[LogRecord]("logs", log)
-	sub := records.SubscribeBatches("test", BatchOptions[LogRecord]{MaxBatches: 10, MaxWeight: 1 << 20})
+	records := stream.New[LogRecord]("logs", log)
+	sub := records.SubscribeBatches("test", stream.BatchOptions[LogRecord]{MaxBatches: 10, MaxWeight: 1 << 20})
 	var out strings.Builder
 	c := &capture{program: "p", pid: 9, source: "stderr", prefix: []byte("[p] "), dst: &out, out: &output{}, records: records}
 	if err := c.run(strings.NewReader("one\ntwo \xff\x00\nthree"), 1024); err != nil {
@@ -74,5 +76,35 @@ func TestCapturePublishesOneBatchPerRead(t *testing.T) {
 	}
 	if b = <-sub.C; len(b) != 1 || b[0].Text != "three" {
 		t.Fatalf("last batch %+v", b)
+	}
+}
+
+// TestCaptureTimesStrictlyIncrease: the lines of one pipe get strictly
+// increasing times, within a read (which once gave 655 lines one time)
+// and across reads, so that a system sorting by time keeps their order.
+func TestCaptureTimesStrictlyIncrease(t *testing.T) {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	records := stream.New[LogRecord]("logs", log)
+	sub := records.SubscribeBatches("test", stream.BatchOptions[LogRecord]{MaxBatches: 1000, MaxWeight: 1 << 30})
+	c := &capture{program: "p", pid: 9, source: "stdout", dst: io.Discard, out: &output{}, records: records}
+	text := strings.Repeat("a line of text\n", 20000)
+	// Reads of 4 KiB: many lines per read, many reads.
+	if err := c.run(iotest.HalfReader(strings.NewReader(text)), 8192); err != nil {
+		t.Fatal(err)
+	}
+	records.UnsubscribeBatches(sub)
+	var prev LogRecord
+	n := 0
+	for b := range sub.C {
+		for _, r := range b {
+			if n > 0 && !r.Time.After(prev.Time) {
+				t.Fatalf("line %d has time %v, not after line %d's %v", n, r.Time, n-1, prev.Time)
+			}
+			prev = r
+			n++
+		}
+	}
+	if n != 20000 {
+		t.Fatalf("%d lines", n)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
@@ -76,7 +77,7 @@ func programEnv(base []string, p *configs.Program) []string {
 		set("LOGNAME", c.Username)
 	}
 	set("STEWARD_PROGRAM", p.Name)
-	for _, k := range sortedNames(p.Env) {
+	for _, k := range slices.Sorted(maps.Keys(p.Env)) {
 		set(k, p.Env[k])
 	}
 	env := make([]string, 0, len(order))
@@ -199,7 +200,7 @@ func chainArgs(spec procSpec, bin string) []string {
 	if spec.umask != nil {
 		args = append(args, "umask="+strconv.FormatUint(uint64(*spec.umask), 8))
 	}
-	for _, name := range sortedNames(spec.limits) {
+	for _, name := range slices.Sorted(maps.Keys(spec.limits)) {
 		l := spec.limits[name]
 		args = append(args, fmt.Sprintf("rlimit=%s:%d:%d", name, l.Soft, l.Hard))
 	}
@@ -277,13 +278,4 @@ func ChainLoadExitCode(err error) int {
 		return ExitNotFound
 	}
 	return ExitCannotExecute
-}
-
-func sortedNames[V any](m map[string]V) []string {
-	names := make([]string, 0, len(m))
-	for k := range m {
-		names = append(names, k)
-	}
-	slices.Sort(names)
-	return names
 }

@@ -1,14 +1,12 @@
 package supervisor
 
 import (
-	"bytes"
 	"os"
-	"path/filepath"
-	"strconv"
-	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/stewardhq/steward/internal/proc"
 )
 
 // Shutdown timings that are not configurable: how often a process group
@@ -35,7 +33,7 @@ func (s *Supervisor) beginShutdown(reason string, code *int) {
 	if code != nil && !s.exitSet {
 		s.exitCode, s.exitSet = *code, true
 	}
-	s.log.Info("stopping all programs", "reason", reason, "timeout", s.cfg.Steward.ShutdownTimeout.D())
+	s.log.Info("stopping all programs", "reason", reason, "timeout", s.cfg.ShutdownTimeout)
 	s.events.Publish(Event{Time: s.shutdownStart, Kind: EventShutdown, Message: reason})
 	for _, p := range s.programs {
 		if p.state == StateWaiting || p.state == StateBackoff {
@@ -43,7 +41,7 @@ func (s *Supervisor) beginShutdown(reason string, code *int) {
 			p.state = StateStopped
 		}
 	}
-	s.deadline = time.AfterFunc(s.cfg.Steward.ShutdownTimeout.D(), func() { s.post(s.onDeadline) })
+	s.deadline = time.AfterFunc(s.cfg.ShutdownTimeout, func() { s.post(s.onDeadline) })
 	s.advanceStop()
 }
 
@@ -92,7 +90,7 @@ func (s *Supervisor) sendStop(p *program) {
 		p.probeCancel = nil
 	}
 	s.emit(Event{Program: p.name, Kind: EventStopping, PID: p.pid, Message: "sent " + signalName(sig)})
-	s.signalGroup(p, sig)
+	s.signalProgram(p, sig)
 	p.killTimer = s.after(p, p.spec.StopTimeout.D(), func() { s.kill(p) })
 }
 
@@ -134,7 +132,7 @@ func (s *Supervisor) onDeadline() {
 	if s.finished {
 		return
 	}
-	s.log.Warn("shutdown timeout reached, killing what is left", "timeout", s.cfg.Steward.ShutdownTimeout.D())
+	s.log.Warn("shutdown timeout reached, killing what is left", "timeout", s.cfg.ShutdownTimeout)
 	for _, p := range s.programs {
 		if p.alive() {
 			s.kill(p)
@@ -178,7 +176,7 @@ func (s *Supervisor) endLeftovers() {
 			}
 			return 1
 		}
-		pids := childrenOf(os.Getpid())
+		pids := proc.Children("/proc", os.Getpid())
 		for _, pid := range pids {
 			_ = unix.Kill(pid, sig)
 		}
@@ -203,51 +201,4 @@ func (s *Supervisor) endLeftovers() {
 	s.log.Warn("killing leftover processes")
 	signalAll(unix.SIGKILL)
 	waitGone(killGrace)
-}
-
-// childrenOf lists the processes whose parent is ppid: from the kernel's
-// per-thread children lists, or by scanning /proc where the kernel lacks
-// them (CONFIG_PROC_CHILDREN).
-func childrenOf(ppid int) []int {
-	lists, _ := filepath.Glob("/proc/" + strconv.Itoa(ppid) + "/task/*/children")
-	if len(lists) > 0 {
-		var pids []int
-		for _, l := range lists {
-			b, _ := os.ReadFile(l)
-			for _, f := range strings.Fields(string(b)) {
-				if pid, err := strconv.Atoi(f); err == nil {
-					pids = append(pids, pid)
-				}
-			}
-		}
-		return pids
-	}
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		return nil
-	}
-	var pids []int
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		stat, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		// Fields after the command, which is in parentheses and may
-		// contain anything: state, ppid, ...
-		i := bytes.LastIndexByte(stat, ')')
-		if i < 0 {
-			continue
-		}
-		fields := bytes.Fields(stat[i+1:])
-		if len(fields) > 1 {
-			if parent, err := strconv.Atoi(string(fields[1])); err == nil && parent == ppid {
-				pids = append(pids, pid)
-			}
-		}
-	}
-	return pids
 }

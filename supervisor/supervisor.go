@@ -10,48 +10,70 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/signal"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/stewardhq/steward/configs"
+	"github.com/stewardhq/steward/stream"
 )
 
-// ForwardedSignals are the signals steward catches and passes on. SIGCHLD
-// belongs to the reaper; job-control and fault signals are left alone, as
-// tini does.
-var ForwardedSignals = []os.Signal{
-	syscall.SIGHUP, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGTERM,
-	syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGWINCH, syscall.SIGALRM,
-	syscall.SIGCONT, syscall.SIGPWR, syscall.SIGTSTP,
+// Config is what the supervisor takes from steward's configuration; cmd/
+// builds it from a configs snapshot. The program definitions are shared
+// with that snapshot and, like it, never changed.
+type Config struct {
+	// Programs in the config's order (which breaks ties in start order).
+	Programs []*configs.Program
+	// ShutdownTimeout bounds the whole stop; what is still alive then is
+	// killed.
+	ShutdownTimeout time.Duration
+	// SuccessExitCodes of the main program are reported as 0.
+	SuccessExitCodes []int
+	// OutputPrefix puts "[program] " before copied lines: auto (more than
+	// one program), always, never.
+	OutputPrefix     string
+	OutputTimestamps bool
+	// MaxLineBytes is the longest line kept whole.
+	MaxLineBytes int
+	// PdeathSignal is sent to steward when its parent dies (not as PID 1).
+	PdeathSignal syscall.Signal
 }
 
 // Supervisor runs the programs of one configuration.
 type Supervisor struct {
-	cfg     *configs.Config
-	log     *slog.Logger
-	reaper  *reaper
-	env     []string // inherited environment, secrets removed
-	devNull *os.File
-	out     *output
-	prefix  bool
+	cfg Config
+	log *slog.Logger
+	// shortages counts starts that failed for lack of resources.
+	shortages atomic.Uint64
+	reaper    *reaper
+	env       []string // inherited environment, secrets removed
+	devNull   *os.File
+	out       *output
+	prefix    bool
 	// stdinTTY: fd 0 is our controlling terminal, so the main program can
 	// be put in its foreground.
 	stdinTTY bool
+	sigs     *signals
 
-	logs   *Stream[LogRecord]
-	events *Stream[Event]
+	logs   *stream.Stream[LogRecord]
+	events *stream.Stream[Event]
 
-	programs   []*program // in start order
-	byName     map[string]*program
+	programs []*program // in start order
+	byName   map[string]*program
+	// order is the config's order of the programs, the supervisor's own:
+	// a reload replaces it as a whole, on the loop.
+	order      []string
 	dependents map[*program][]*program
 
 	inbox    mailbox
 	loopDone chan struct{}
+	// started is closed once Run has forked the programs that could start
+	// at once: what the first exec does not need starts after it.
+	started  chan struct{}
 	captures sync.WaitGroup
 
 	onHangup func()
@@ -89,10 +111,18 @@ func WithEnviron(environ []string) Option {
 // New prepares a supervisor for cfg. It starts the reaper at once and, when
 // steward is not PID 1, makes it a child subreaper, so that orphans of the
 // programs are reaped here rather than by the host's init.
-func New(cfg *configs.Config, log *slog.Logger, opts ...Option) (*Supervisor, error) {
+func New(cfg Config, log *slog.Logger, opts ...Option) (*Supervisor, error) {
 	devNull, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
 	if err != nil {
 		return nil, fmt.Errorf("supervisor: %w", err)
+	}
+	// Non-dumpable before any program starts: steward's memory and its
+	// original environment (/proc/1/environ shows the block it was exec'd
+	// with, secrets included, whatever steward unsets since) then need
+	// CAP_SYS_PTRACE to read, which a container's programs lack (Docker
+	// drops it), root or not. Programs are dumpable again: execve resets it.
+	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
+		return nil, fmt.Errorf("supervisor: make steward non-dumpable: %w", err)
 	}
 	if os.Getpid() != 1 {
 		if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
@@ -104,11 +134,12 @@ func New(cfg *configs.Config, log *slog.Logger, opts ...Option) (*Supervisor, er
 		log:      log,
 		env:      baseEnv(os.Environ()),
 		devNull:  devNull,
-		out:      &output{stdout: os.Stdout, stderr: os.Stderr, timestamps: cfg.Steward.OutputTimestamps},
-		logs:     NewStream[LogRecord]("logs", log),
-		events:   NewStream[Event]("events", log),
+		out:      &output{stdout: os.Stdout, stderr: os.Stderr, timestamps: cfg.OutputTimestamps},
+		logs:     stream.New[LogRecord]("logs", log),
+		events:   stream.New[Event]("events", log),
 		byName:   map[string]*program{},
 		loopDone: make(chan struct{}),
+		started:  make(chan struct{}),
 
 		shutdownBegan: make(chan struct{}),
 	}
@@ -119,32 +150,34 @@ func New(cfg *configs.Config, log *slog.Logger, opts ...Option) (*Supervisor, er
 	if _, err := unix.IoctlGetInt(0, unix.TIOCGPGRP); err == nil {
 		s.stdinTTY = true
 	}
-	switch cfg.Steward.OutputPrefix {
+	switch cfg.OutputPrefix {
 	case "always":
 		s.prefix = true
 	case "auto":
 		s.prefix = len(cfg.Programs) > 1
 	}
-	for _, name := range startOrder(cfg) {
-		p := newProgram(cfg.Programs[name], s.env)
+	for _, spec := range cfg.Programs {
+		p := newProgram(spec, s.env)
 		s.programs = append(s.programs, p)
-		s.byName[name] = p
+		s.byName[p.name] = p
+		s.order = append(s.order, p.name)
 	}
-	s.dependents = map[*program][]*program{}
-	for _, p := range s.programs {
-		for _, dep := range p.spec.DependsOn {
-			d := s.byName[dep.Name]
-			s.dependents[d] = append(s.dependents[d], p)
-		}
-	}
+	s.cfg.Programs = nil // the programs live in s.programs from here on
+	s.reorder()
 	s.reaper = processReaper()
+	if s.sigs, err = catchSignals(isTerminal(0) || isTerminal(1) || isTerminal(2)); err != nil {
+		return nil, err
+	}
+	if err := setPdeathSignal(cfg.PdeathSignal); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
 // startOrder sorts programs so each comes after its dependencies, ties kept
 // in the config's order. The config has no cycles.
-func startOrder(cfg *configs.Config) []string {
-	var order []string
+func startOrder(order []string, specs func(name string) *configs.Program) []string {
+	var sorted []string
 	placed := map[string]bool{}
 	var place func(name string)
 	place = func(name string) {
@@ -152,26 +185,39 @@ func startOrder(cfg *configs.Config) []string {
 			return
 		}
 		placed[name] = true
-		for _, dep := range cfg.Programs[name].DependsOn {
-			place(dep.Name)
+		if spec := specs(name); spec != nil {
+			for _, dep := range spec.DependsOn {
+				place(dep.Name)
+			}
 		}
-		order = append(order, name)
+		sorted = append(sorted, name)
 	}
-	for _, name := range cfg.Order {
+	for _, name := range order {
 		place(name)
 	}
-	return order
+	return sorted
 }
 
 // Logs is the stream of every line programs write.
-func (s *Supervisor) Logs() *Stream[LogRecord] { return s.logs }
+func (s *Supervisor) Logs() *stream.Stream[LogRecord] { return s.logs }
 
 // Events is the stream of program events.
-func (s *Supervisor) Events() *Stream[Event] { return s.events }
+func (s *Supervisor) Events() *stream.Stream[Event] { return s.events }
+
+// Started is closed once Run has started the programs whose dependencies
+// were met at once (the main program, in a plain `steward -- CMD`), or has
+// begun to stop because one could not start. Components that no program
+// needs before its exec (listeners, connections, collectors) start then,
+// so that they do not delay it.
+func (s *Supervisor) Started() <-chan struct{} { return s.started }
 
 // ShuttingDown is closed when steward begins to stop every program (a stop
 // of one program on request is not a shutdown).
 func (s *Supervisor) ShuttingDown() <-chan struct{} { return s.shutdownBegan }
+
+// StartShortages counts program starts that failed for lack of resources
+// (file descriptors, processes, memory) and were tried again.
+func (s *Supervisor) StartShortages() uint64 { return s.shortages.Load() }
 
 // OrphansReaped counts processes reaped that were not programs or commands
 // of a Supervisor (orphans reparented to steward).
@@ -182,19 +228,18 @@ func (s *Supervisor) OrphansReaped() uint64 { return s.reaper.orphans.Load() }
 // for it, or ctx ended. It returns the exit code steward should exit with.
 func (s *Supervisor) Run(ctx context.Context) int {
 	defer close(s.loopDone)
-	// The signals stay registered after Run: steward is about to exit, and
-	// unregistering waits for the signal machinery to go idle.
-	sigc := make(chan os.Signal, 32)
-	signal.Notify(sigc, ForwardedSignals...)
 	stop := context.AfterFunc(ctx, func() {
 		s.post(func() { s.beginShutdown("shutdown requested", nil) })
 	})
 	defer stop()
 
 	s.schedule()
+	close(s.started)
 	for !s.finished {
 		select {
-		case sig := <-sigc:
+		case sig := <-s.sigs.c:
+			s.onSignal(sig.(syscall.Signal))
+		case sig := <-s.sigs.urg:
 			s.onSignal(sig.(syscall.Signal))
 		case <-s.inbox.ready:
 			for _, f := range s.inbox.take() {
@@ -206,7 +251,7 @@ func (s *Supervisor) Run(ctx context.Context) int {
 		}
 	}
 	code := s.exitCode
-	if slices.Contains(s.cfg.Steward.SuccessExitCodes, code) {
+	if slices.Contains(s.cfg.SuccessExitCodes, code) {
 		code = 0
 	}
 	return code
@@ -253,54 +298,4 @@ func (m *mailbox) take() []func() {
 	m.queue = nil
 	m.mu.Unlock()
 	return q
-}
-
-// onSignal handles a signal steward received.
-func (s *Supervisor) onSignal(sig syscall.Signal) {
-	s.log.Debug("signal received", "signal", signalName(sig))
-	if sig == syscall.SIGHUP && s.onHangup != nil {
-		go s.onHangup()
-		return
-	}
-	if (sig == syscall.SIGTERM || sig == syscall.SIGINT) && !s.shuttingDown {
-		// The forwarded signal is the stop signal of the programs that
-		// receive forwarded signals; the rest get their own, in order.
-		for _, p := range s.programs {
-			if p.spec.Forwards() {
-				if to, ok := p.rewrite(sig); ok {
-					p.stopOverride = to
-				}
-			}
-		}
-		s.beginShutdown("received "+signalName(sig), nil)
-		return
-	}
-	for _, p := range s.programs {
-		if !p.spec.Forwards() || !p.alive() {
-			continue
-		}
-		to, ok := p.rewrite(sig)
-		if !ok {
-			s.log.Debug("signal dropped", "program", p.name, "signal", signalName(sig))
-			continue
-		}
-		s.signalGroup(p, to)
-	}
-}
-
-// signalGroup sends sig to the program's whole process group.
-func (s *Supervisor) signalGroup(p *program, sig syscall.Signal) {
-	if p.pgid <= 0 {
-		return
-	}
-	if err := unix.Kill(-p.pgid, sig); err != nil && err != unix.ESRCH {
-		s.log.Warn("cannot signal program", "program", p.name, "signal", signalName(sig), "err", err)
-	}
-}
-
-func signalName(sig syscall.Signal) string {
-	if name := unix.SignalName(sig); name != "" {
-		return name
-	}
-	return fmt.Sprintf("signal %d", int(sig))
 }

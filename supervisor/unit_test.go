@@ -10,9 +10,9 @@ import (
 	"strings"
 	"testing"
 	"testing/iotest"
-	"time"
 
 	"github.com/stewardhq/steward/configs"
+	"github.com/stewardhq/steward/stream"
 )
 
 // lines runs splitLines over input read in chunks of chunk bytes.
@@ -100,7 +100,7 @@ func TestSplitLinesCutsLongLines(t *testing.T) {
 // prefixes at line starts only, and the stream with partial flags.
 func TestCaptureRecordsAndOutput(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	records := NewStream[LogRecord]("logs", log)
+	records := stream.New[LogRecord]("logs", log)
 	sub := records.Subscribe("test", 100)
 	var out bytes.Buffer
 	c := &capture{program: "web", pid: 42, source: "stderr", prefix: []byte("[web] "), dst: &out,
@@ -133,7 +133,7 @@ func TestCaptureRecordsAndOutput(t *testing.T) {
 // TestStreamNeverBlocks: a subscriber that does not read loses what does
 // not fit its buffer, counted, while another subscriber gets everything.
 func TestStreamNeverBlocks(t *testing.T) {
-	s := NewStream[int]("test", slog.New(slog.NewTextHandler(io.Discard, nil)))
+	s := stream.New[int]("test", slog.New(slog.NewTextHandler(io.Discard, nil)))
 	slow := s.Subscribe("slow", 10)
 	fast := s.Subscribe("fast", 1000)
 	for i := range 1000 {
@@ -152,25 +152,6 @@ func TestStreamNeverBlocks(t *testing.T) {
 	s.Close()
 	if s.Active() {
 		t.Fatal("still active after close")
-	}
-}
-
-func TestBackoff(t *testing.T) {
-	initial, max := 100*time.Millisecond, time.Second
-	for failures, base := range []time.Duration{1: 100, 2: 200, 3: 400, 4: 800, 5: 1000, 6: 1000} {
-		if failures == 0 {
-			continue
-		}
-		base *= time.Millisecond
-		for range 200 {
-			d := backoff(initial, max, failures)
-			if d < time.Duration(float64(base)*0.8) || d > time.Duration(float64(base)*1.2) || d > max {
-				t.Fatalf("failures %d: delay %v outside %v ±20%% capped at %v", failures, d, base, max)
-			}
-		}
-	}
-	if d := backoff(0, time.Second, 3); d != 0 {
-		t.Fatalf("zero initial backoff gave %v", d)
 	}
 }
 
@@ -224,16 +205,14 @@ func TestProgramEnv(t *testing.T) {
 }
 
 func TestStartOrder(t *testing.T) {
-	cfg := &configs.Config{
-		Order: []string{"web", "db", "migrate", "worker"},
-		Programs: map[string]*configs.Program{
-			"web":     {DependsOn: []configs.Dependency{{Name: "migrate"}, {Name: "db"}}},
-			"db":      {},
-			"migrate": {DependsOn: []configs.Dependency{{Name: "db"}}},
-			"worker":  {},
-		},
+	specs := map[string]*configs.Program{
+		"web":     {DependsOn: []configs.Dependency{{Name: "migrate"}, {Name: "db"}}},
+		"db":      {},
+		"migrate": {DependsOn: []configs.Dependency{{Name: "db"}}},
+		"worker":  {},
 	}
-	if got := startOrder(cfg); !slices.Equal(got, []string{"db", "migrate", "web", "worker"}) {
+	order := []string{"web", "db", "migrate", "worker"}
+	if got := startOrder(order, func(name string) *configs.Program { return specs[name] }); !slices.Equal(got, []string{"db", "migrate", "web", "worker"}) {
 		t.Fatalf("order %v", got)
 	}
 }

@@ -3,15 +3,18 @@
 // can; steward, as PID 1 of a fresh PID namespace, copies them to its own
 // stdout and forwards them in acknowledged PackedForward batches to a
 // Forward Protocol peer (fluentdtest) in this process, which checks every
-// line by its sequence number. It prints lines per second and steward's
-// CPU seconds per million lines, and in the same run the baseline:
-// fluent-logger-golang posting one record at a time with RequestAck.
+// line by its sequence number. It runs steward against a fast peer and
+// against a slow one (which takes in -slow-rate records/s, like Fluentd
+// 1.16 with a file output), and prints for each lines per second, steward's
+// CPU seconds per million lines, the duplicates the peer saw and steward's
+// peak RSS (VmHWM); with -base, the same for an older steward binary,
+// runs interleaved, and the ratios; and the baseline: fluent-logger-golang
+// posting one record at a time with RequestAck.
 //
-// Usage: fluentdbench -steward BIN -lines BIN [-n 1000000] [-runs 3]
+// Usage: fluentdbench -steward BIN -lines BIN [-base OLDBIN] [-n 1000000] [-runs 3] [-slow-rate 15000]
 package main
 
 import (
-	"bytes"
 	"flag"
 	"fmt"
 	"os"
@@ -27,17 +30,33 @@ import (
 
 	"github.com/fluent/fluent-logger-golang/fluent"
 
+	"github.com/stewardhq/steward/internal/proc"
+	"github.com/stewardhq/steward/internal/testutil"
 	"github.com/stewardhq/steward/shippers/fluentd/fluentdtest"
 )
 
 var trace *bool
 
+// stewardBin is one steward binary to measure, labelled.
+type stewardBin struct{ label, path string }
+
+// result is one run of steward against a peer.
+type result struct {
+	rate, cpu   float64 // lines/s, CPU s per million lines
+	dups        int
+	hwmKiB      int // steward's VmHWM
+	rates, cpus []float64
+}
+
 func main() {
 	steward := flag.String("steward", "", "steward binary")
+	base := flag.String("base", "", "an older steward binary to measure in the same run (before/after)")
 	lines := flag.String("lines", "", "the line writer (bench/c/lines.c)")
 	n := flag.Int("n", 1000000, "lines per run")
-	runs := flag.Int("runs", 3, "runs")
-	baseline := flag.Duration("baseline", 5*time.Second, "how long the baseline posts")
+	runs := flag.Int("runs", 3, "runs against the fast peer")
+	slowRate := flag.Float64("slow-rate", 15000, "records/s the slow peer takes in, like Fluentd 1.16 with a file output (0: no slow run)")
+	slowN := flag.Int("slow-n", 1000000, "lines of the slow run")
+	baseline := flag.Duration("baseline", 5*time.Second, "how long the fluent-logger-golang baseline posts (0: none)")
 	compress := flag.String("compress", "none", "fluentd.compress for steward")
 	trace = flag.Bool("trace", false, "print arrival milestones, timings and steward's log per run")
 	cpuprofile := flag.String("cpuprofile", "", "write this process's (the peer's) CPU profile here")
@@ -49,32 +68,89 @@ func main() {
 		}
 	}
 	if *steward == "" || *lines == "" {
-		fmt.Fprintln(os.Stderr, "usage: fluentdbench -steward BIN -lines BIN")
+		fmt.Fprintln(os.Stderr, "usage: fluentdbench -steward BIN -lines BIN [-base OLDBIN]")
 		os.Exit(2)
 	}
-	var rates, cpus []float64
-	for i := range *runs {
-		rate, cpu, err := runSteward(*steward, *lines, *n, *compress)
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "run %d: %v\n", i+1, err)
-			pprof.StopCPUProfile()
-			os.Exit(1)
-		}
-		fmt.Printf("run %d: %s lines/s, steward CPU %.2f s per million lines\n", i+1, group(rate), cpu)
-		rates, cpus = append(rates, rate), append(cpus, cpu)
+	bins := []stewardBin{{"steward", *steward}}
+	if *base != "" {
+		bins = append(bins, stewardBin{"base", *base})
 	}
-	base, err := runBaseline(*baseline)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "baseline:", err)
+	fail := func(what string, err error) {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", what, err)
+		pprof.StopCPUProfile()
 		os.Exit(1)
 	}
-	rate, cpu := median(rates), median(cpus)
+	fast := map[string]result{}
+	slow := map[string]result{}
+	// Runs alternate between the binaries, so that both see the same
+	// load on a shared machine.
+	for i := range *runs {
+		for _, b := range bins {
+			r, err := runSteward(b.path, *lines, *n, *compress, 0)
+			if err != nil {
+				fail(fmt.Sprintf("%s run %d", b.label, i+1), err)
+			}
+			fmt.Printf("%s fast run %d: %s lines/s, CPU %.2f s per million lines, %d duplicates, VmHWM %.1f MiB\n",
+				b.label, i+1, group(r.rate), r.cpu, r.dups, float64(r.hwmKiB)/1024)
+			fast[b.label] = merge(fast[b.label], r, i)
+		}
+	}
+	if *slowRate > 0 {
+		for _, b := range bins {
+			r, err := runSteward(b.path, *lines, *slowN, *compress, *slowRate)
+			if err != nil {
+				fail(b.label+" slow run", err)
+			}
+			fmt.Printf("%s slow run (peer takes %s records/s): %s lines/s, CPU %.2f s per million lines, %d duplicates, VmHWM %.1f MiB\n",
+				b.label, group(*slowRate), group(r.rate), r.cpu, r.dups, float64(r.hwmKiB)/1024)
+			slow[b.label] = r
+		}
+	}
+	var baseRate float64
+	if *baseline > 0 {
+		var err error
+		if baseRate, err = runBaseline(*baseline); err != nil {
+			fail("baseline", err)
+		}
+	}
 	fmt.Println()
-	fmt.Printf("steward -> peer, acked batches (compress=%s): %s lines/s (median of %d), %.2f CPU s per million lines\n",
-		*compress, group(rate), *runs, cpu)
-	fmt.Printf("fluent-logger-golang, one record per Post, RequestAck: %s records/s\n", group(base))
-	fmt.Printf("throughput: %s lines/s vs target 200,000: %s\n", group(rate), verdict(rate >= 200000))
-	fmt.Printf("ratio to baseline: %.1fx vs target 30x: %s\n", rate/base, verdict(rate/base >= 30))
+	fmt.Printf("%d lines of 100 bytes, compress=%s; fast: median of %d runs (peak VmHWM of all)\n", *n, *compress, *runs)
+	fmt.Printf("%-8s %-6s %12s %18s %11s %10s\n", "binary", "peer", "lines/s", "CPU s/1M lines", "duplicates", "VmHWM MiB")
+	for _, b := range bins {
+		if r, ok := fast[b.label]; ok {
+			fmt.Printf("%-8s %-6s %12s %18.2f %11d %10.1f\n", b.label, "fast", group(r.rate), r.cpu, r.dups, float64(r.hwmKiB)/1024)
+		}
+		if r, ok := slow[b.label]; ok {
+			fmt.Printf("%-8s %-6s %12s %18.2f %11d %10.1f\n", b.label, "slow", group(r.rate), r.cpu, r.dups, float64(r.hwmKiB)/1024)
+		}
+	}
+	fmt.Println("Fluent Bit, same 1M-line burst: VmHWM 70-150 MiB (issue 11's measurement, not re-run here: no Fluent Bit package on Debian 12)")
+	if a, ok := fast["steward"]; ok && len(bins) == 2 {
+		o := fast["base"]
+		fmt.Printf("steward/base, fast peer: throughput %.2fx, CPU per line %.2fx, VmHWM %.2fx\n", a.rate/o.rate, a.cpu/o.cpu, float64(a.hwmKiB)/float64(o.hwmKiB))
+		if sa, ok := slow["steward"]; ok {
+			so := slow["base"]
+			fmt.Printf("steward/base, slow peer: VmHWM %.2fx, CPU per line %.2fx\n", float64(sa.hwmKiB)/float64(so.hwmKiB), sa.cpu/so.cpu)
+		}
+	}
+	if r, ok := fast["steward"]; ok && baseRate > 0 {
+		fmt.Printf("fluent-logger-golang, one record per Post, RequestAck: %s records/s; steward %.1fx that\n", group(baseRate), r.rate/baseRate)
+	}
+	if r, ok := slow["steward"]; ok {
+		fmt.Printf("VmHWM against the slow peer: %.1f MiB vs target 24 MiB: %s\n", float64(r.hwmKiB)/1024, verdict(r.hwmKiB <= 24<<10))
+	}
+}
+
+// merge adds run i to acc: the median rate and CPU, the peak memory and
+// the total duplicates.
+func merge(acc, r result, i int) result {
+	acc.rates = append(acc.rates, r.rate)
+	acc.cpus = append(acc.cpus, r.cpu)
+	acc.rate, acc.cpu = median(acc.rates), median(acc.cpus)
+	acc.dups += r.dups
+	acc.hwmKiB = max(acc.hwmKiB, r.hwmKiB)
+	_ = i
+	return acc
 }
 
 func verdict(ok bool) string {
@@ -84,21 +160,28 @@ func verdict(ok bool) string {
 	return "NOT met"
 }
 
-// runSteward returns lines per second (from steward's start to the last
-// line at the peer) and steward's CPU seconds per million lines.
-func runSteward(steward, lines string, n int, compress string) (float64, float64, error) {
+// runSteward runs steward with a writer of n lines against a peer that
+// takes in ackRate records/s (0: as fast as it can), and returns lines per
+// second (from steward's start to the last line at the peer), steward's
+// CPU seconds per million lines, the duplicates the peer saw, and
+// steward's peak RSS.
+func runSteward(steward, lines string, n int, compress string, ackRate float64) (result, error) {
 	var mu sync.Mutex
 	seen := make([]bool, n)
-	unique := 0
+	unique, dups := 0, 0
 	done := make(chan struct{})
 	var first, last time.Time
-	peer, err := fluentdtest.Listen("tcp", "127.0.0.1:0", fluentdtest.Config{OnEvent: func(e fluentdtest.Event) {
+	peer, err := fluentdtest.Listen("tcp", "127.0.0.1:0", fluentdtest.Config{AckRate: ackRate, OnEvent: func(e fluentdtest.Event) {
 		v, _ := e.Field("log")
 		s, _ := v.(string)
 		seq, err := strconv.Atoi(strings.TrimSpace(s[:min(len(s), 10)]))
 		mu.Lock()
 		defer mu.Unlock()
-		if err != nil || seq < 0 || seq >= n || seen[seq] {
+		if err != nil || seq < 0 || seq >= n {
+			return
+		}
+		if seen[seq] {
+			dups++
 			return
 		}
 		seen[seq] = true
@@ -115,12 +198,12 @@ func runSteward(steward, lines string, n int, compress string) (float64, float64
 		}
 	}})
 	if err != nil {
-		return 0, 0, err
+		return result{}, err
 	}
 	defer peer.Close()
 	dir, err := os.MkdirTemp("", "fluentdbench-")
 	if err != nil {
-		return 0, 0, err
+		return result{}, err
 	}
 	defer os.RemoveAll(dir)
 	conf := filepath.Join(dir, "steward.toml")
@@ -139,7 +222,7 @@ command = [%q, "%d"]
 	cmd := exec.Command(steward, "--config", conf)
 	devNull, _ := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
 	defer devNull.Close()
-	var stderr lockedBuffer
+	var stderr testutil.LockedBuffer
 	cmd.Stdout, cmd.Stderr = devNull, &stderr
 	if os.Geteuid() == 0 {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID}
@@ -148,7 +231,7 @@ command = [%q, "%d"]
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
-		return 0, 0, err
+		return result{}, err
 	}
 	defer cmd.Process.Kill()
 	exited := make(chan error, 1)
@@ -156,11 +239,22 @@ command = [%q, "%d"]
 	select {
 	case <-done:
 	case err := <-exited:
-		return 0, 0, fmt.Errorf("steward exited (%v) with %d of %d lines delivered:\n%s", err, unique, n, stderr.String())
-	case <-time.After(5 * time.Minute):
-		return 0, 0, fmt.Errorf("only %d of %d lines arrived; steward said:\n%s", unique, n, stderr.String())
+		return result{}, fmt.Errorf("steward exited (%v) with %d of %d lines delivered:\n%s", err, unique, n, stderr.String())
+	case <-time.After(30 * time.Minute):
+		return result{}, fmt.Errorf("only %d of %d lines arrived; steward said:\n%s", unique, n, stderr.String())
 	}
 	cpu := cpuSeconds(cmd.Process.Pid)
+	hwm := statusKiB(cmd.Process.Pid, "VmHWM")
+	if *trace {
+		st := peer.Stats()
+		msgs := 0
+		for _, m := range st.Messages {
+			msgs += m
+		}
+		fmt.Fprintf(os.Stderr, "  peer: %d messages, %d records per message on average\n", msgs, st.Events/max(msgs, 1))
+		fmt.Fprintf(os.Stderr, "  steward VmHWM %d KiB, now VmRSS %d KiB = RssAnon %d + RssFile %d KiB\n", hwm,
+			statusKiB(cmd.Process.Pid, "VmRSS"), statusKiB(cmd.Process.Pid, "RssAnon"), statusKiB(cmd.Process.Pid, "RssFile"))
+	}
 	var ru1 syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru1)
 	peerCPU := time.Duration(ru1.Utime.Nano() + ru1.Stime.Nano() - ru0.Utime.Nano() - ru0.Stime.Nano())
@@ -170,41 +264,36 @@ command = [%q, "%d"]
 		fmt.Fprint(os.Stderr, stderr.String())
 	}
 	mu.Lock()
+	defer mu.Unlock()
 	elapsed := last.Sub(start)
 	if *trace {
 		fmt.Fprintf(os.Stderr, "  start->first line %v, first->last line %v, peer CPU %v, steward CPU %.2fs\n", first.Sub(start).Round(time.Millisecond), last.Sub(first).Round(time.Millisecond), peerCPU.Round(time.Millisecond), cpu)
 	}
-	mu.Unlock()
-	return float64(n) / elapsed.Seconds(), cpu / (float64(n) / 1e6), nil
+	return result{rate: float64(n) / elapsed.Seconds(), cpu: cpu / (float64(n) / 1e6), dups: dups, hwmKiB: hwm}, nil
 }
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
+// statusKiB reads a field (VmHWM, VmRSS) of /proc/PID/status in KiB.
+func statusKiB(pid int, field string) int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, field+":"); ok {
+			v, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(rest), " kB"))
+			return v
+		}
+	}
+	return 0
 }
 
 // cpuSeconds reads utime+stime of pid from /proc (clock ticks of 1/100 s).
 func cpuSeconds(pid int) float64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	st, err := proc.ReadStat("/proc", pid)
 	if err != nil {
 		return 0
 	}
-	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
-	ut, _ := strconv.ParseFloat(f[11], 64)
-	st, _ := strconv.ParseFloat(f[12], 64)
-	return (ut + st) / 100
+	return float64(st.Utime+st.Stime) / 100
 }
 
 // runBaseline posts records like steward's, one at a time, each waiting

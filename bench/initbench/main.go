@@ -2,7 +2,8 @@
 // fresh PID namespace, and prints medians and ratios:
 //
 //   - startup: exec of the init -> first instruction of the main program
-//   - rss: resident memory of the init while it supervises sleep
+//   - rss: resident memory of the init while it supervises sleep, all of
+//     it and its anonymous part; with -hold, also after that long
 //   - reap: time for the init to reap 10,000 orphaned zombies
 //   - stop: SIGTERM to the init -> the init has exited, sleep stopping at once
 //
@@ -38,6 +39,7 @@ func main() {
 	slowRuns := flag.Int("slow-runs", 15, "runs of the rss, reap and stop measurements")
 	zombies := flag.Int("zombies", 10000, "zombies to reap")
 	base := flag.String("base", "minigo", "the init other figures are compared with")
+	hold := flag.Duration("hold", 0, "also read every init's RSS after it has run this long (all at once, side by side); 0: not")
 	flag.DurationVar(&budget, "budget", 30*time.Second, "time per measurement and init, after at least 3 runs (supervisord takes about a second to start)")
 	flag.Parse()
 	var inits []initProg
@@ -49,19 +51,39 @@ func main() {
 		}
 		inits = append(inits, initProg{name, strings.Split(cmd, ",")})
 	}
+	var err error
+	if scratch, err = os.MkdirTemp("", "initbench"); err != nil {
+		fmt.Fprintln(os.Stderr, "initbench:", err)
+		os.Exit(1)
+	}
+	defer os.RemoveAll(scratch)
+	// The inits take turns run by run, so the machine's changing load hits
+	// them alike and the ratios of one run compare like with like.
+	startups := alternate(inits, *runs, func(in initProg) float64 { return startup(in, *stamp) })
+	fmt.Fprintln(os.Stderr, "measured startup")
+	// One run gives both figures; anons[i] pairs with rsses[i] run by run.
+	anons := make([][]float64, len(inits))
+	rsses := alternate(inits, *slowRuns, func(in initProg) float64 {
+		m := rss(in, 300*time.Millisecond)
+		for i := range inits {
+			if inits[i].name == in.name {
+				anons[i] = append(anons[i], m.anon)
+			}
+		}
+		return m.total
+	})
+	fmt.Fprintln(os.Stderr, "measured rss")
+	reaps := alternate(inits, *slowRuns, func(in initProg) float64 { return reap(in, *orphans, *zombies) })
+	fmt.Fprintln(os.Stderr, "measured reap")
+	stops := alternate(inits, *slowRuns, stop)
+	fmt.Fprintln(os.Stderr, "measured stop")
 	type row struct {
-		name                     string
-		startup, reap, stop, rss float64
+		name                           string
+		startup, reap, stop, rss, anon float64
 	}
 	var rows []row
-	for _, in := range inits {
-		r := row{name: in.name}
-		r.startup = median(repeat(*runs, func() float64 { return startup(in, *stamp) }))
-		r.rss = median(repeat(*slowRuns, func() float64 { return rss(in) }))
-		r.reap = median(repeat(*slowRuns, func() float64 { return reap(in, *orphans, *zombies) }))
-		r.stop = median(repeat(*slowRuns, func() float64 { return stop(in) }))
-		rows = append(rows, r)
-		fmt.Fprintf(os.Stderr, "measured %s\n", in.name)
+	for i, in := range inits {
+		rows = append(rows, row{in.name, median(startups[i]), median(reaps[i]), median(stops[i]), median(rsses[i]), median(anons[i])})
 	}
 	var b row
 	for _, r := range rows {
@@ -70,23 +92,59 @@ func main() {
 		}
 	}
 	ratio := func(v, base float64) string {
-		if base <= 0 {
+		if base <= 0 || v < 0 {
 			return "-"
 		}
 		return fmt.Sprintf("%.2fx", v/base)
 	}
-	fmt.Printf("%-14s %12s %8s %10s %8s %12s %8s %10s %8s\n", "init", "startup_us", "ratio", "rss_kib", "ratio",
+	fmt.Printf("%-14s %12s %8s %10s %8s %9s %12s %8s %10s %8s\n", "init", "startup_us", "ratio", "rss_kib", "ratio", "anon_kib",
 		fmt.Sprintf("reap%dk_ms", *zombies/1000), "ratio", "stop_ms", "ratio")
 	for _, r := range rows {
 		reap := fmt.Sprintf("%.1f", r.reap)
 		if r.reap > float64(reapLimit.Milliseconds()) {
 			reap = fmt.Sprintf(">%d", reapLimit.Milliseconds())
 		}
-		fmt.Printf("%-14s %12.0f %8s %10.0f %8s %12s %8s %10.2f %8s\n", r.name,
-			r.startup, ratio(r.startup, b.startup), r.rss, ratio(r.rss, b.rss),
+		fmt.Printf("%-14s %12.0f %8s %10.0f %8s %9.0f %12s %8s %10.2f %8s\n", r.name,
+			r.startup, ratio(r.startup, b.startup), r.rss, ratio(r.rss, b.rss), r.anon,
 			reap, ratio(r.reap, b.reap), r.stop, ratio(r.stop, b.stop))
 	}
-	fmt.Printf("(medians; startup over up to %d runs, the rest over up to %d, each within %s; ratios against %s)\n", *runs, *slowRuns, budget, *base)
+	fmt.Printf("(medians; runs alternate between the inits; startup over up to %d runs, the rest over up to %d, each within %s; ratios against %s)\n", *runs, *slowRuns, budget, *base)
+	if *hold > 0 {
+		held := holdRSS(inits, *hold)
+		fmt.Printf("\n%-14s %10s %8s %9s   (RSS after %s, all inits side by side)\n", "init", "rss_kib", "ratio", "anon_kib", *hold)
+		var bh memory
+		for i, in := range inits {
+			if in.name == *base {
+				bh = held[i]
+			}
+		}
+		for i, in := range inits {
+			fmt.Printf("%-14s %10.0f %8s %9.0f\n", in.name, held[i].total, ratio(held[i].total, bh.total), held[i].anon)
+		}
+	}
+}
+
+// scratch holds each run's control socket.
+var scratch string
+
+// alternate runs f for each init in turn, n rounds, each init within its
+// own time budget (slow inits drop out of later rounds after 3 runs).
+func alternate(inits []initProg, n int, f func(initProg) float64) [][]float64 {
+	out := make([][]float64, len(inits))
+	spent := make([]time.Duration, len(inits))
+	for i := 0; i < n; i++ {
+		for j, in := range inits {
+			if i >= 3 && spent[j] > budget {
+				continue
+			}
+			t := time.Now()
+			if v := f(in); v >= 0 {
+				out[j] = append(out[j], v)
+			}
+			spent[j] += time.Since(t)
+		}
+	}
+	return out
 }
 
 // budget bounds each measurement of each init: slow inits get fewer runs.
@@ -94,17 +152,6 @@ var budget time.Duration
 
 // reapLimit is how long an init may take to reap the zombies.
 const reapLimit = 30 * time.Second
-
-func repeat(n int, f func() float64) []float64 {
-	out := make([]float64, 0, n)
-	start := time.Now()
-	for i := 0; i < n && (i < 3 || time.Since(start) < budget); i++ {
-		if v := f(); v >= 0 {
-			out = append(out, v)
-		}
-	}
-	return out
-}
 
 func median(v []float64) float64 {
 	if len(v) == 0 {
@@ -120,14 +167,26 @@ func monotonicNs() int64 {
 	return ts.Nano()
 }
 
-// command runs the init as PID 1 of a new PID namespace.
+// command runs the init as PID 1 of a new PID namespace. steward's HTTP
+// endpoint and control socket are on, as by default, but on a port and
+// path of their own, as is the Fluentd spool, so runs do not share them.
 func command(in initProg, main ...string) *exec.Cmd {
 	argv := append(slices.Clone(in.argv), main...)
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID}
-	cmd.Env = append(os.Environ(), "STEWARD_LOG_LEVEL=warn")
+	runN++
+	cmd.Env = append(os.Environ(), "STEWARD_LOG_LEVEL=warn", "STEWARD_HTTP_ADDR=127.0.0.1:0",
+		fmt.Sprintf("STEWARD_CONTROL_SOCKET=%s/%d.sock", scratch, runN))
+	if slices.Contains(in.argv, "--config") {
+		// A config with [fluentd] (setting the variable without one would
+		// configure Fluentd): each run gets a fresh spool, as a new
+		// container would.
+		cmd.Env = append(cmd.Env, fmt.Sprintf("STEWARD_FLUENTD_SPOOL_DIR=%s/spool-%d", scratch, runN))
+	}
 	return cmd
 }
+
+var runN int
 
 // startup: microseconds from just before the init's fork+exec to the
 // stamp's first instruction.
@@ -142,30 +201,74 @@ func startup(in initProg, stamp string) float64 {
 	// supervisord stays up after its program ends; the figure is taken.
 	cmd.Process.Kill()
 	cmd.Wait()
-	t1, err := strconv.ParseInt(strings.TrimSpace(line), 10, 64)
+	// The last field: steward prefixes lines with the program's name when
+	// it runs several.
+	f := strings.Fields(line)
+	if len(f) == 0 {
+		return -1
+	}
+	t1, err := strconv.ParseInt(f[len(f)-1], 10, 64)
 	if err != nil {
 		return -1
 	}
 	return float64(t1-t0) / 1e3
 }
 
-// rss: KiB resident of the init, once it has run sleep for a while.
-func rss(in initProg) float64 {
-	cmd := command(in, sleepPath(), "1000")
+// memory is what an init has resident, in KiB: all of it (VmRSS) and its
+// anonymous part (RssAnon: heap, stacks, not the pages of its binary).
+type memory struct{ total, anon float64 }
+
+// rss: the init's memory once it has run sleep for wait.
+func rss(in initProg, wait time.Duration) memory {
+	cmd := command(in, sleepPath(), "100000")
 	if err := cmd.Start(); err != nil {
 		fail(in, err)
 	}
 	defer func() { cmd.Process.Kill(); cmd.Wait() }()
 	waitChild(cmd.Process.Pid, "sleep")
-	time.Sleep(300 * time.Millisecond)
-	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", cmd.Process.Pid))
+	time.Sleep(wait)
+	return readMemory(cmd.Process.Pid)
+}
+
+// holdRSS starts every init at once and reads their memory after wait.
+func holdRSS(inits []initProg, wait time.Duration) []memory {
+	cmds := make([]*exec.Cmd, len(inits))
+	for i, in := range inits {
+		cmds[i] = command(in, sleepPath(), "100000")
+		if err := cmds[i].Start(); err != nil {
+			fail(in, err)
+		}
+		defer func() { cmds[i].Process.Kill(); cmds[i].Wait() }()
+	}
+	for _, c := range cmds {
+		waitChild(c.Process.Pid, "sleep")
+	}
+	time.Sleep(wait)
+	out := make([]memory, len(inits))
+	for i, c := range cmds {
+		out[i] = readMemory(c.Process.Pid)
+	}
+	return out
+}
+
+func readMemory(pid int) memory {
+	m := memory{-1, -1}
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	for line := range strings.SplitSeq(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			n, _ := strconv.Atoi(strings.Fields(v)[0])
-			return float64(n)
+		k, v, _ := strings.Cut(line, ":")
+		f := strings.Fields(v)
+		if len(f) == 0 {
+			continue
+		}
+		n, _ := strconv.Atoi(f[0])
+		switch k {
+		case "VmRSS":
+			m.total = float64(n)
+		case "RssAnon":
+			m.anon = float64(n)
 		}
 	}
-	return -1
+	return m
 }
 
 // reap: milliseconds from the zombies' parent exiting to the init having
@@ -177,11 +280,16 @@ func reap(in initProg, orphans string, n int) float64 {
 		fail(in, err)
 	}
 	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	// The init's children before the zombies come: its programs (a
+	// multi-program config has several).
+	waitChild(cmd.Process.Pid, "orphans")
+	programs := countChildren(cmd.Process.Pid)
 	line, _ := bufio.NewReader(out).ReadString('\n')
 	fields := strings.Fields(line)
-	if len(fields) != 2 {
+	if len(fields) < 2 {
 		return -1
 	}
+	fields = fields[len(fields)-2:]
 	t0, err := strconv.ParseInt(fields[0], 10, 64)
 	if err != nil {
 		return -1
@@ -197,7 +305,7 @@ func reap(in initProg, orphans string, n int) float64 {
 	}
 	pid := cmd.Process.Pid
 	deadline := time.Now().Add(reapLimit)
-	for countChildren(pid) > 1 {
+	for countChildren(pid) > programs {
 		if time.Now().After(deadline) {
 			return float64(reapLimit.Milliseconds()) + 1 // printed as "> limit"
 		}
@@ -207,7 +315,7 @@ func reap(in initProg, orphans string, n int) float64 {
 
 // stop: milliseconds from SIGTERM to the init's exit.
 func stop(in initProg) float64 {
-	cmd := command(in, sleepPath(), "1000")
+	cmd := command(in, sleepPath(), "100000")
 	if err := cmd.Start(); err != nil {
 		fail(in, err)
 	}

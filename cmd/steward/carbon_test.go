@@ -18,10 +18,27 @@ func startCarbon(t *testing.T) *carbon {
 	return &carbon{Carbon: c, addr: c.Addr}
 }
 
-func (c *carbon) start()                                             { c.Start() }
-func (c *carbon) stop()                                              { c.Stop() }
-func (c *carbon) last(series string) (float64, bool)                 { return c.Last(series) }
-func (c *carbon) stored(series string, from int64) int               { return c.Stored(series, from) }
-func (c *carbon) fetch(series string, from int64) []carbontest.Point { return c.Fetch(series, from) }
+func (c *carbon) start()                                            { c.Start() }
+func (c *carbon) stop()                                             { c.Stop() }
+func (c *carbon) last(series string) (float64, bool)                { return c.Last(series) }
+func (c *carbon) stored(series string, from int64) int              { return c.Stored(series, from) }
+func (c *carbon) want(what, series string, ok func(v float64) bool) { c.Want(what, series, ok) }
+
+// point is one slot of a whisper file.
+type point struct {
+	t int64
+	v *float64
+}
+
+func (c *carbon) fetch(series string, from int64) []point {
+	var out []point
+	for _, p := range c.Fetch(series, from) {
+		out = append(out, point{p.T, p.V})
+	}
+	return out
+}
 
 func tagged(name string, tags ...string) string { return carbontest.Tagged(name, tags...) }
+
+func eq(x float64) func(float64) bool      { return func(v float64) bool { return v == x } }
+func atLeast(x float64) func(float64) bool { return func(v float64) bool { return v >= x } }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/stewardhq/steward/configs"
+	"github.com/stewardhq/steward/stream"
 	"github.com/stewardhq/steward/supervisor"
 )
 
@@ -75,8 +76,8 @@ func startCtl(ctx context.Context, w *wiring) (component, error) {
 	w.reload = c.reload
 	// One batch per pipe read, never waited for: keeping the ring must not
 	// cost the log pipe a channel send per line, nor ever slow a program.
-	sub := w.sup.Logs().SubscribeBatches("steward logs", supervisor.BatchOptions[supervisor.LogRecord]{
-		MaxBatches: 1024, MaxWeight: int64(w.cfg.Steward.LogBufferLines)})
+	sub := w.sup.Logs().SubscribeBatches("steward logs", stream.BatchOptions[supervisor.LogRecord]{
+		MaxBatches: 1024, MaxWeight: int64(w.cfg.Steward.LogBufferLines), DropOldest: true})
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -282,7 +283,7 @@ func (c *ctl) reload(ctx context.Context) (reloadResult, error) {
 		return reloadResult{}, err
 	}
 	res := reloadResult{NotApplied: changedSections(c.w.cfg, next)}
-	if res.ReloadResult, err = c.w.sup.Reload(ctx, next); err != nil {
+	if res.ReloadResult, err = c.w.sup.Reload(ctx, next.ProgramList()); err != nil {
 		return res, err
 	}
 	if len(res.NotApplied) > 0 {
@@ -370,26 +371,54 @@ func newLogRing(max int) *logRing {
 	return &logRing{max: max, programs: map[string]*programLines{}, followers: map[string][]chan supervisor.LogRecord{}}
 }
 
-// add keeps a batch of records, under one lock.
+// add keeps a batch of records, under one lock. The texts of the lines
+// the window can keep are copied into one string per batch: records of a
+// pipe read share the read's string, which a kept line must not hold in
+// memory, and one copy per batch costs far less than one per line (the
+// ring once took a fifth of steward's CPU in a burst). A batch's copy
+// lives until its last line leaves the window, so the window's memory is
+// at most about twice its byte bound.
 func (r *logRing) add(batch []supervisor.LogRecord) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for _, rec := range batch {
-		r.addLocked(rec)
+	from := 0
+	if r.max > 0 && len(batch) > r.max {
+		from = len(batch) - r.max // the earlier ones would be dropped at once
+	}
+	var texts string
+	if r.max > 0 {
+		var b strings.Builder
+		n := 0
+		for _, rec := range batch[from:] {
+			n += len(rec.Text)
+		}
+		b.Grow(n)
+		for _, rec := range batch[from:] {
+			b.WriteString(rec.Text)
+		}
+		texts = b.String()
+	}
+	off := 0
+	for i, rec := range batch {
+		kept := i >= from && r.max > 0
+		var text string
+		if kept {
+			text = texts[off : off+len(rec.Text)]
+			off += len(rec.Text)
+		}
+		r.addLocked(rec, kept, text)
 	}
 }
 
-func (r *logRing) addLocked(rec supervisor.LogRecord) {
-	if r.max > 0 {
+func (r *logRing) addLocked(rec supervisor.LogRecord, keep bool, text string) {
+	if keep {
 		pl := r.programs[rec.Program]
 		if pl == nil {
 			pl = &programLines{}
 			r.programs[rec.Program] = pl
 		}
 		kept := rec
-		// Records of one pipe read share one string: a kept line must not
-		// hold the rest of its read in memory.
-		kept.Text = strings.Clone(rec.Text)
+		kept.Text = text
 		pl.recs = append(pl.recs, kept)
 		pl.bytes += len(kept.Text)
 		for n := len(pl.recs) - pl.start; n > r.max || pl.bytes > ringBytesPerProgram && n > 1; n-- {

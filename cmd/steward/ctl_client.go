@@ -15,8 +15,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/stewardhq/steward/control"
 	"github.com/stewardhq/steward/supervisor"
-	"github.com/stewardhq/steward/supervisor/control"
 )
 
 // Exit codes of the control commands.
@@ -44,11 +44,10 @@ func newCtlFlags(name, usage string, stderr io.Writer, timeout time.Duration) ct
 	return f
 }
 
-func (f ctlFlags) path() string {
-	if *f.socket != "" {
-		return *f.socket
-	}
-	return control.FindSocket(control.SocketPaths(configuredSocket(*f.cfgPath), os.Environ()))
+// path is the socket to call; ok is false when the config keeps it from
+// being known (the problem is printed: the command exits 2).
+func (f ctlFlags) path(stderr io.Writer) (path string, ok bool) {
+	return socketPath(f.fs.Name(), *f.socket, *f.cfgPath, stderr)
 }
 
 // ctlCommand runs one of the control commands against the running steward.
@@ -71,13 +70,17 @@ func ctlCommand(command string, args []string, stdout, stderr io.Writer) int {
 func ctlStatus(args []string, stdout, stderr io.Writer) int {
 	f := newCtlFlags("status", "status [--json]", stderr, 10*time.Second)
 	asJSON := f.fs.Bool("json", false, "print JSON")
-	if f.fs.Parse(args) != nil {
+	if err := f.fs.Parse(args); err != nil {
+		return flagExit(err)
+	}
+	path, ok := f.path(stderr)
+	if !ok {
 		return exitUsage
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), *f.timeout)
 	defer cancel()
 	var programs []programInfo
-	if err := control.Call(ctx, f.path(), "status", nil, &programs); err != nil {
+	if err := control.Call(ctx, path, "status", nil, &programs); err != nil {
 		fmt.Fprintln(stderr, "steward status:", err)
 		return exitFailed
 	}
@@ -116,8 +119,8 @@ func ctlStatus(args []string, stdout, stderr io.Writer) int {
 
 func ctlAct(command string, args []string, stdout, stderr io.Writer) int {
 	f := newCtlFlags(command, command+" [--timeout D] PROGRAM...|all", stderr, defaultActTimeout)
-	if f.fs.Parse(args) != nil {
-		return exitUsage
+	if err := f.fs.Parse(args); err != nil {
+		return flagExit(err)
 	}
 	if f.fs.NArg() == 0 {
 		f.fs.Usage()
@@ -128,8 +131,8 @@ func ctlAct(command string, args []string, stdout, stderr io.Writer) int {
 
 func ctlSignal(args []string, stdout, stderr io.Writer) int {
 	f := newCtlFlags("signal", "signal SIGNAL PROGRAM...|all", stderr, 10*time.Second)
-	if f.fs.Parse(args) != nil {
-		return exitUsage
+	if err := f.fs.Parse(args); err != nil {
+		return flagExit(err)
 	}
 	if f.fs.NArg() < 2 {
 		f.fs.Usage()
@@ -141,11 +144,15 @@ func ctlSignal(args []string, stdout, stderr io.Writer) int {
 // callPrograms sends a command on programs and prints "name: state" or
 // "name: ERROR (...)" per program, as supervisorctl does.
 func callPrograms(f ctlFlags, command string, args programsArgs, stdout, stderr io.Writer) int {
+	path, ok := f.path(stderr)
+	if !ok {
+		return exitUsage
+	}
 	// The steward side waits up to the timeout; the call gets a margin.
 	ctx, cancel := context.WithTimeout(context.Background(), *f.timeout+5*time.Second)
 	defer cancel()
 	var results []programResult
-	if err := control.Call(ctx, f.path(), command, args, &results); err != nil {
+	if err := control.Call(ctx, path, command, args, &results); err != nil {
 		fmt.Fprintf(stderr, "steward %s: %v\n", command, err)
 		return exitFailed
 	}
@@ -169,11 +176,15 @@ func ctlLogs(args []string, stdout, stderr io.Writer) int {
 	follow := f.fs.Bool("f", false, "follow: print new lines as they come, until interrupted")
 	lines := f.fs.Int("n", 100, "how many recent lines (0: none, -1: all kept)")
 	stamps := f.fs.Bool("timestamps", false, "prefix each line with its time and stream")
-	if f.fs.Parse(args) != nil {
-		return exitUsage
+	if err := f.fs.Parse(args); err != nil {
+		return flagExit(err)
 	}
 	if f.fs.NArg() != 1 {
 		f.fs.Usage()
+		return exitUsage
+	}
+	path, ok := f.path(stderr)
+	if !ok {
 		return exitUsage
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), *f.timeout)
@@ -181,7 +192,7 @@ func ctlLogs(args []string, stdout, stderr io.Writer) int {
 		ctx, cancel = signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	}
 	defer cancel()
-	err := control.Stream(ctx, f.path(), "logs", logsArgs{Program: f.fs.Arg(0), Lines: *lines, Follow: *follow},
+	err := control.Stream(ctx, path, "logs", logsArgs{Program: f.fs.Arg(0), Lines: *lines, Follow: *follow},
 		func(raw json.RawMessage) error {
 			var rec supervisor.LogRecord
 			if err := json.Unmarshal(raw, &rec); err != nil {
@@ -207,13 +218,17 @@ func ctlLogs(args []string, stdout, stderr io.Writer) int {
 
 func ctlReload(args []string, stdout, stderr io.Writer) int {
 	f := newCtlFlags("reload", "reload", stderr, defaultActTimeout)
-	if f.fs.Parse(args) != nil {
+	if err := f.fs.Parse(args); err != nil {
+		return flagExit(err)
+	}
+	path, ok := f.path(stderr)
+	if !ok {
 		return exitUsage
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), *f.timeout)
 	defer cancel()
 	var res reloadResult
-	if err := control.Call(ctx, f.path(), "reload", nil, &res); err != nil {
+	if err := control.Call(ctx, path, "reload", nil, &res); err != nil {
 		fmt.Fprintln(stderr, "steward reload:", err)
 		return exitFailed
 	}

@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/stewardhq/steward/internal/testutil"
 )
 
 // ctlRun runs a control command of the real binary against in's socket.
@@ -45,7 +47,7 @@ func TestControlCommands(t *testing.T) {
 	in := start(t, runOpts{config: fmt.Sprintf(ctlConfig, dir)})
 	sock := filepath.Join(dir, "control.sock")
 	in.waitEvent("worker", "started")
-	eventually(t, "the control socket", func() bool { _, err := os.Stat(sock); return err == nil })
+	testutil.Eventually(t, "the control socket", func() bool { _, err := os.Stat(sock); return err == nil })
 	fi, _ := os.Stat(sock)
 	if fi.Mode().Perm() != 0o600 {
 		t.Fatalf("socket mode %v, want 0600", fi.Mode().Perm())
@@ -80,13 +82,13 @@ func TestControlCommands(t *testing.T) {
 	}
 
 	// logs: what the worker printed, from the ring.
-	eventually(t, "the new worker's first line", func() bool {
+	testutil.Eventually(t, "the new worker's first line", func() bool {
 		out, _ := ctlRun(t, sock, "logs", "worker")
 		return strings.Count(out, "worker up") == 2
 	})
 
 	// logs -f follows: a signal's trap output arrives on the stream.
-	eventually(t, "the new worker's trap", func() bool {
+	testutil.Eventually(t, "the new worker's trap", func() bool {
 		out, _ := ctlRun(t, sock, "logs", "-n", "1", "worker")
 		return strings.Contains(out, "worker up")
 	})
@@ -166,7 +168,7 @@ func TestReloadCommandAndSighup(t *testing.T) {
 	in := start(t, runOpts{config: cfgText})
 	sock := filepath.Join(dir, "control.sock")
 	in.waitEvent("extra", "started")
-	eventually(t, "the control socket", func() bool { _, err := os.Stat(sock); return err == nil })
+	testutil.Eventually(t, "the control socket", func() bool { _, err := os.Stat(sock); return err == nil })
 	appPID, workerPID := programPID(t, in, "app"), programPID(t, in, "worker")
 	cfgPath := filepath.Join(in.dir, "steward.toml")
 
@@ -187,8 +189,8 @@ func TestReloadCommandAndSighup(t *testing.T) {
 		t.Fatalf("reload (exit %d): %s", code, out)
 	}
 	in.waitEvent("fresh", "started")
-	eventually(t, "worker v2", func() bool { return strings.Contains(in.stdout.String(), "worker v2 up") })
-	eventually(t, "extra gone", func() bool {
+	testutil.Eventually(t, "worker v2", func() bool { return strings.Contains(in.stdout.String(), "worker v2 up") })
+	testutil.Eventually(t, "extra gone", func() bool {
 		out, _ := ctlRun(t, sock, "status")
 		return !strings.Contains(out, "extra")
 	})

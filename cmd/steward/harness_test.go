@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -12,26 +11,39 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/stewardhq/steward/internal/proc"
+	"github.com/stewardhq/steward/internal/testutil"
 )
 
 // stewardBin is the real binary under test, built once by TestMain (with
 // the race detector when the tests run with it).
 var stewardBin string
 
+// testStewardVersion is the version the binary under test is stamped with.
+const testStewardVersion = "v0.0.0-test.1"
+
 func TestMain(m *testing.M) {
 	if mode := os.Getenv("STEWARD_TEST_HELPER"); mode != "" {
 		os.Exit(helper(mode, os.Args[1:]))
+	}
+	// STEWARD_TEST_BIN runs the tests against another build, e.g. the
+	// main branch's, to see which tests fail before a fix.
+	if bin := os.Getenv("STEWARD_TEST_BIN"); bin != "" {
+		stewardBin = bin
+		os.Exit(m.Run())
 	}
 	dir, err := os.MkdirTemp("", "steward-test-")
 	if err != nil {
 		panic(err)
 	}
 	stewardBin = filepath.Join(dir, "steward")
-	args := []string{"build", "-o", stewardBin}
+	// Stamped as a release build is (Dockerfile.example), so tests see
+	// steward's own version where it is reported.
+	args := []string{"build", "-ldflags=-X main.version=" + testStewardVersion, "-o", stewardBin}
 	if raceEnabled {
 		args = append(args, "-race")
 	}
@@ -50,6 +62,9 @@ func TestMain(m *testing.M) {
 // shell can't give: "listen" accepts TCP connections on $LISTEN_ADDR and
 // "http" answers 200 there, both after $LISTEN_DELAY.
 func helper(mode string, args []string) int {
+	if mode == "spawn" {
+		return spawnHelper(args)
+	}
 	if d, err := time.ParseDuration(os.Getenv("LISTEN_DELAY")); err == nil {
 		time.Sleep(d)
 	}
@@ -85,30 +100,6 @@ func freeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-// lockedBuffer collects a child's output while the test reads it.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func (b *lockedBuffer) Bytes() []byte {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return bytes.Clone(b.buf.Bytes())
-}
-
 type runOpts struct {
 	config  string   // TOML, written to a file given with --config
 	command []string // after --
@@ -117,6 +108,8 @@ type runOpts struct {
 	hostPIDNS bool
 	// stdio, when set, replaces the pipes (a terminal, say).
 	stdio *os.File
+	// stdout, when set, is steward's stdout.
+	stdout *os.File
 	// setctty makes stdio the controlling terminal of a new session.
 	setctty bool
 	// wrap runs steward through this command (steward's path and
@@ -124,14 +117,17 @@ type runOpts struct {
 	wrap []string
 	// bin replaces the binary under test (default stewardBin).
 	bin string
+	// discardStdout sends steward's stdout (the programs' copied lines)
+	// to /dev/null rather than into the test's memory.
+	discardStdout bool
 }
 
 type instance struct {
 	t      *testing.T
 	cmd    *exec.Cmd
 	dir    string
-	stdout *lockedBuffer
-	stderr *lockedBuffer
+	stdout *testutil.LockedBuffer
+	stderr *testutil.LockedBuffer
 	done   chan struct{}
 	code   int
 }
@@ -140,7 +136,7 @@ type instance struct {
 // JSON logs so the test can read its events.
 func start(t *testing.T, o runOpts) *instance {
 	t.Helper()
-	in := &instance{t: t, dir: t.TempDir(), stdout: &lockedBuffer{}, stderr: &lockedBuffer{}, done: make(chan struct{})}
+	in := &instance{t: t, dir: t.TempDir(), stdout: &testutil.LockedBuffer{}, stderr: &testutil.LockedBuffer{}, done: make(chan struct{})}
 	var args []string
 	if o.config != "" {
 		path := filepath.Join(in.dir, "steward.toml")
@@ -171,6 +167,12 @@ func start(t *testing.T, o runOpts) *instance {
 		in.cmd.Stdin, in.cmd.Stdout, in.cmd.Stderr = o.stdio, o.stdio, o.stdio
 	} else {
 		in.cmd.Stdout, in.cmd.Stderr = in.stdout, in.stderr
+		if o.discardStdout {
+			in.cmd.Stdout = nil // exec opens /dev/null
+		}
+	}
+	if o.stdout != nil {
+		in.cmd.Stdout = o.stdout
 	}
 	if o.setctty {
 		in.cmd.SysProcAttr.Setsid = true
@@ -277,23 +279,11 @@ func index(events []event, program, kind string) int {
 	return -1
 }
 
-// eventually polls cond until it holds; the limit only guards a hang.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // waitEvent waits for the first event of program with kind.
 func (in *instance) waitEvent(program, kind string) event {
 	in.t.Helper()
 	var found event
-	eventually(in.t, program+" "+kind, func() bool {
+	testutil.Eventually(in.t, program+" "+kind, func() bool {
 		evs := in.events(program)
 		if i := index(evs, program, kind); i >= 0 {
 			found = evs[i]
@@ -309,34 +299,18 @@ func (in *instance) waitEvent(program, kind string) event {
 	return found
 }
 
-// proc is a process as /proc shows it.
-type proc struct {
-	pid, ppid, pgrp int
-	state           string
-	comm            string
+func readProc(pid int) (proc.Stat, bool) {
+	st, err := proc.ReadStat("/proc", pid)
+	return st, err == nil
 }
 
-func readProc(pid int) (proc, bool) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return proc{}, false
-	}
-	open, close := bytes.IndexByte(b, '('), bytes.LastIndexByte(b, ')')
-	f := strings.Fields(string(b[close+1:]))
-	p := proc{pid: pid, comm: string(b[open+1 : close]), state: f[0]}
-	p.ppid, _ = strconv.Atoi(f[1])
-	p.pgrp, _ = strconv.Atoi(f[2])
-	return p, true
-}
-
-// nsProcs lists the processes in steward's PID namespace, steward included.
-func (in *instance) nsProcs() []proc {
+func (in *instance) nsProcs() []proc.Stat {
 	ns, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/pid", in.pid()))
 	if err != nil {
 		return nil
 	}
 	entries, _ := os.ReadDir("/proc")
-	var out []proc
+	var out []proc.Stat
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
 		if err != nil {
@@ -356,12 +330,12 @@ func (in *instance) nsProcs() []proc {
 // host's, through NSpid; 0 when no such process is left.
 func (in *instance) hostPID(nsPID int) int {
 	for _, p := range in.nsProcs() {
-		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.pid))
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.PID))
 		for line := range strings.SplitSeq(string(b), "\n") {
 			if v, ok := strings.CutPrefix(line, "NSpid:"); ok {
 				f := strings.Fields(v)
 				if f[len(f)-1] == strconv.Itoa(nsPID) {
-					return p.pid
+					return p.PID
 				}
 			}
 		}
@@ -369,10 +343,10 @@ func (in *instance) hostPID(nsPID int) int {
 	return 0
 }
 
-func zombies(procs []proc) []proc {
-	var z []proc
+func zombies(procs []proc.Stat) []proc.Stat {
+	var z []proc.Stat
 	for _, p := range procs {
-		if p.state == "Z" {
+		if p.State == 'Z' {
 			z = append(z, p)
 		}
 	}
@@ -399,7 +373,7 @@ func readInts(t *testing.T, path string) []int {
 
 func alive(pid int) bool {
 	p, ok := readProc(pid)
-	return ok && p.state != "Z"
+	return ok && p.State != 'Z'
 }
 
 // exitCode of a finished command's error.

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -12,7 +13,7 @@ import (
 
 	"github.com/stewardhq/steward/checks"
 	"github.com/stewardhq/steward/configs"
-	"github.com/stewardhq/steward/supervisor/control"
+	"github.com/stewardhq/steward/control"
 )
 
 // Exit codes of `steward health`, as Docker's HEALTHCHECK reads them.
@@ -34,11 +35,11 @@ func health(args []string, stdout, stderr io.Writer) int {
 	asJSON := fs.Bool("json", false, "print the whole report as JSON")
 	timeout := fs.Duration("timeout", 5*time.Second, "give up after this long")
 	if err := fs.Parse(args); err != nil {
-		return exitUsage
+		return flagExit(err)
 	}
-	path := *socket
-	if path == "" {
-		path = control.FindSocket(control.SocketPaths(configuredSocket(*cfgPath), os.Environ()))
+	path, ok := socketPath("health", *socket, *cfgPath, stderr)
+	if !ok {
+		return exitUsage
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
@@ -54,35 +55,48 @@ func health(args []string, stdout, stderr io.Writer) int {
 	} else {
 		fmt.Fprintln(stdout, summary(rep, *ready))
 	}
-	ok := rep.Healthy
+	good := rep.Healthy
 	if *ready {
-		ok = rep.Ready
+		good = rep.Ready
 	}
-	if ok {
+	if good {
 		return exitHealthy
 	}
 	return exitUnhealthy
 }
 
-// configuredSocket finds the control socket a config names, with the
-// environment's override; "" when none is set.
-func configuredSocket(path string) string {
-	environ := os.Environ()
-	if path == "" {
-		for _, kv := range environ {
-			if v, ok := strings.CutPrefix(kv, "STEWARD_CONTROL_SOCKET="); ok {
-				return v
-			}
-		}
-		return ""
+// socketPath is the control socket a command calls: the --socket flag, or
+// the one the config names (only control.socket and STEWARD_CONTROL_SOCKET
+// are read, so a problem elsewhere in the config does not matter), or the
+// first default path where a socket exists in a directory only this user or
+// root controls. When the config keeps the socket from being known, or the
+// only socket found is in a directory another user controls, it says so and
+// ok is false: falling back could reach another steward, or a fake one.
+func socketPath(command, flagSocket, cfgPath string, stderr io.Writer) (path string, ok bool) {
+	if flagSocket != "" {
+		return flagSocket, true
 	}
-	// The running steward's command line is unknown here; any command
-	// satisfies a main program that takes it from there.
-	cfg, err := configs.Load(configs.Options{Path: path, Environ: environ, Command: []string{"steward-health"}})
+	configured, err := configs.ControlSocket(cfgPath, os.Environ())
 	if err != nil {
-		return "" // steward would not run with it either; try the defaults
+		fmt.Fprintf(stderr, "steward %s: cannot tell which control socket to use (give --socket to choose):\n", command)
+		var cerr *configs.Error
+		if errors.As(err, &cerr) {
+			for _, p := range cerr.Problems {
+				fmt.Fprintln(stderr, p.String())
+			}
+		} else {
+			fmt.Fprintln(stderr, err)
+		}
+		return "", false
 	}
-	return cfg.Control.Socket
+	path, refused := control.FindSocket(control.SocketPaths(configured, os.Environ()))
+	if refused != nil {
+		if _, err := os.Stat(path); err != nil {
+			fmt.Fprintf(stderr, "steward %s: refusing the control socket found (give --socket to choose):\n%v\n", command, refused)
+			return "", false
+		}
+	}
+	return path, true
 }
 
 // summary is one line for Docker's health log: the state and what fails.

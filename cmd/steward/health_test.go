@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/stewardhq/steward/checks"
+	"github.com/stewardhq/steward/internal/testutil"
 )
 
 // validateOutput runs `steward validate` on a config with mistakes in its
@@ -87,7 +88,7 @@ interval = "100ms"
 health = true
 `})
 	in.waitEvent("app", "ready")
-	eventually(t, "healthy", func() bool { code, _ := runHealth(t, in); return code == 0 })
+	testutil.Eventually(t, "healthy", func() bool { code, _ := runHealth(t, in); return code == 0 })
 	if code, out := runHealth(t, in, "--ready"); code != 0 || !strings.Contains(out, "healthy, ready") {
 		t.Fatalf("--ready: exit %d %q", code, out)
 	}
@@ -103,7 +104,7 @@ health = true
 	}
 
 	os.Remove(flag)
-	eventually(t, "unhealthy", func() bool { code, _ := runHealth(t, in); return code == 1 })
+	testutil.Eventually(t, "unhealthy", func() bool { code, _ := runHealth(t, in); return code == 1 })
 	code, out := runHealth(t, in)
 	if code != 1 || !strings.Contains(out, "unhealthy (flag: file "+flag+": does not exist)") {
 		t.Fatalf("exit %d %q", code, out)

@@ -11,14 +11,18 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"runtime/debug"
+	"strconv"
 	"strings"
 	"sync"
 
 	"github.com/stewardhq/steward/checks"
+	"github.com/stewardhq/steward/collectors/checkmetrics"
 	"github.com/stewardhq/steward/configs"
+	"github.com/stewardhq/steward/control"
+	"github.com/stewardhq/steward/internal/buildinfo"
+	"github.com/stewardhq/steward/internal/pages"
+	"github.com/stewardhq/steward/stream"
 	"github.com/stewardhq/steward/supervisor"
-	"github.com/stewardhq/steward/supervisor/control"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -88,16 +92,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return supervise(args, stderr)
 }
 
-func versionString() string {
-	v := version
-	if info, ok := debug.ReadBuildInfo(); ok {
-		for _, s := range info.Settings {
-			if s.Key == "vcs.revision" && len(s.Value) >= 7 {
-				v += " (" + s.Value[:7] + ")"
-			}
-		}
+func versionString() string { return buildinfo.Read(version).String() }
+
+// flagExit is the exit code of a command whose flags did not parse: 0 for
+// --help (the usage is printed), 2 for a bad flag.
+func flagExit(err error) int {
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
 	}
-	return v
+	return exitUsage
 }
 
 // parseArgs reads the flags shared by running and validating; the rest of
@@ -123,10 +126,11 @@ func loadConfig(opts configs.Options, stderr io.Writer) (*configs.Config, bool) 
 	if err != nil {
 		var cerr *configs.Error
 		if errors.As(err, &cerr) {
-			fmt.Fprintf(stderr, "steward: invalid configuration (%d problems):\n", len(cerr.Problems))
+			fmt.Fprintf(stderr, "steward: invalid configuration (%s):\n", plural(len(cerr.Problems), "problem"))
 			for _, p := range cerr.Problems {
 				fmt.Fprintln(stderr, p.String())
 			}
+			printWarnings(cerr.Warnings, stderr)
 		} else {
 			fmt.Fprintln(stderr, "steward:", err)
 		}
@@ -135,20 +139,42 @@ func loadConfig(opts configs.Options, stderr io.Writer) (*configs.Config, bool) 
 	return cfg, true
 }
 
+// printWarnings prints what `steward validate` found but does not count as
+// a problem: users and groups unknown on this host.
+func printWarnings(warnings []configs.Problem, stderr io.Writer) {
+	for _, w := range warnings {
+		fmt.Fprintln(stderr, "steward validate: warning:", w.String())
+	}
+}
+
+// plural is "1 problem", "2 problems".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return strconv.Itoa(n) + " " + noun + "s"
+}
+
+// validate checks a config as steward would at start, except that users and
+// groups unknown here are warnings: the config is often checked on a build
+// host or in CI, not in the image it runs in (as supervisord, which looks
+// users up only when it starts a program).
 func validate(args []string, stdout, stderr io.Writer) int {
 	opts, err := parseArgs("validate", args, stderr)
 	if err != nil {
-		return exitUsage
+		return flagExit(err)
 	}
 	if opts.Path == "" && len(opts.Command) == 0 {
 		fmt.Fprintln(stderr, "steward validate: give --config FILE (or STEWARD_CONFIG)")
 		return exitUsage
 	}
+	opts.DeferUsers = true
 	cfg, ok := loadConfig(opts, stderr)
 	if !ok {
 		return exitUsage
 	}
-	fmt.Fprintf(stdout, "%s: ok, %d programs (%s)\n", describe(opts), len(cfg.Programs), strings.Join(cfg.Order, ", "))
+	printWarnings(cfg.Warnings, stderr)
+	fmt.Fprintf(stdout, "%s: ok, %s (%s)\n", describe(opts), plural(len(cfg.Programs), "program"), strings.Join(cfg.Order, ", "))
 	return 0
 }
 
@@ -191,7 +217,7 @@ type wiring struct {
 	control *control.Server
 	// results carries every check report (local checks, program checks)
 	// to the components that ship them; health keeps the latest of each.
-	results *supervisor.Stream[checks.Report]
+	results *stream.Stream[checks.Report]
 	health  *checks.Health
 	// opts are what the config was loaded from, for reloads; reload is set
 	// by startCtl.
@@ -199,21 +225,43 @@ type wiring struct {
 	reload func(ctx context.Context) (reloadResult, error)
 	// sources are the components' own figures for the metrics.
 	sources *metricSources
+	// checkMetrics parses the output of checks with an
+	// output_metric_format; nil when there is none.
+	checkMetrics *checkmetrics.MetricOutputs
+	// sensuReports is the Sensu agent's subscription to results, made
+	// before the programs start; the agent starts after them.
+	sensuReports *stream.Subscription[checks.Report]
 }
 
-// starters build the components in order. Each returns nil when its feature
-// is not configured; an error stops steward before any program starts.
-var starters = []func(ctx context.Context, w *wiring) (component, error){
-	startMetrics, startLogs, startChecks, startSensu, startCtl, startHTTP, startControl,
+// starter builds a component. It returns nil when its feature is not
+// configured.
+type starter func(ctx context.Context, w *wiring) (component, error)
+
+// starters build, in order, what must be in place before the first program
+// starts: the subscriptions to its lines and events, and the handlers of
+// the endpoint and the control socket. An error stops steward before any
+// program starts.
+var starters = []starter{startCheckMetrics, startLogs, startChecks, startSensu, startCtl}
+
+// lateStarters start, in order, once the programs that could start at once
+// have been forked (supervisor.Started): nothing there is needed before
+// their exec, and each of them (collectors reading the cgroup, sockets,
+// connections) would delay it. An error stops the programs and steward
+// exits 1, as it would have before starting them.
+var lateStarters = []starter{startMetrics, startSensuAgent, startHTTP, startControl}
+
+// supervisorConfig is the supervisor's part of the config.
+func supervisorConfig(cfg *configs.Config) supervisor.Config {
+	s := cfg.Steward
+	return supervisor.Config{Programs: cfg.ProgramList(), ShutdownTimeout: s.ShutdownTimeout.D(),
+		SuccessExitCodes: s.SuccessExitCodes, OutputPrefix: s.OutputPrefix, OutputTimestamps: s.OutputTimestamps,
+		MaxLineBytes: s.MaxLineBytes, PdeathSignal: s.PdeathSignal.S()}
 }
 
 func supervise(args []string, stderr io.Writer) int {
 	opts, err := parseArgs("steward", args, stderr)
 	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return exitUsage
+		return flagExit(err)
 	}
 	cfg, ok := loadConfig(opts, stderr)
 	if !ok {
@@ -221,7 +269,7 @@ func supervise(args []string, stderr io.Writer) int {
 	}
 	log := newLogger(cfg, stderr)
 	w := &wiring{cfg: cfg, log: log, opts: opts, mux: http.NewServeMux(), control: control.NewServer(log), sources: &metricSources{},
-		results: supervisor.NewStream[checks.Report]("check results", log)}
+		results: stream.New[checks.Report]("check results", log)}
 	var supOpts []supervisor.Option
 	if cfg.Steward.ReloadOnSighup {
 		supOpts = append(supOpts, supervisor.WithHangup(func() {
@@ -230,7 +278,7 @@ func supervise(args []string, stderr io.Writer) int {
 			}
 		}))
 	}
-	sup, err := supervisor.New(cfg, log, supOpts...)
+	sup, err := supervisor.New(supervisorConfig(cfg), log, supOpts...)
 	if err != nil {
 		log.Error("cannot start", "err", err)
 		return exitFailed
@@ -266,7 +314,46 @@ func supervise(args []string, stderr io.Writer) int {
 			started = append(started, c)
 		}
 	}
+	// The late starters run beside the loop; started is read again only
+	// once they are done.
+	lateDone := make(chan struct{})
+	lateFailed := false
+	go func() {
+		defer close(lateDone)
+		select {
+		case <-sup.Started():
+		case <-ctx.Done():
+			return
+		}
+		for _, start := range lateStarters {
+			select {
+			case <-sup.ShuttingDown():
+				return // nothing to serve any more: exit the sooner
+			default:
+			}
+			c, err := start(ctx, w)
+			if err != nil {
+				log.Error("cannot start", "err", err)
+				lateFailed = true
+				cancel()
+				return
+			}
+			if c != nil {
+				started = append(started, c)
+			}
+		}
+		// What only the start ran need not stay mapped.
+		if n, err := pages.Release(); err != nil {
+			log.Debug("start pages kept", "err", err)
+		} else {
+			log.Debug("start pages released", "bytes", n)
+		}
+	}()
 	code := sup.Run(ctx)
+	<-lateDone
 	closeAll()
+	if lateFailed {
+		return exitFailed
+	}
 	return code
 }

@@ -15,6 +15,7 @@ type metrics struct {
 	stop    context.CancelFunc
 	stopped chan struct{}
 	ship    *graphite.Shipper
+	app     *appInputs
 }
 
 // startMetrics runs when Graphite has an address, metrics.print or
@@ -71,6 +72,7 @@ func startMetrics(ctx context.Context, w *wiring) (component, error) {
 				func(emit func(collectors.Sample)) { sched.Stats(emit) },
 				func(emit func(collectors.Sample)) {
 					emit(collectors.Sample{Name: "steward.orphans_reaped_total", Value: float64(w.sup.OrphansReaped()), Kind: collectors.Counter})
+					emit(collectors.Sample{Name: "steward.start_shortages_total", Value: float64(w.sup.StartShortages()), Kind: collectors.Counter})
 				},
 				w.sources.emit,
 			}, stats...)}, w.log)
@@ -81,13 +83,16 @@ func startMetrics(ctx context.Context, w *wiring) (component, error) {
 		}
 		cs = append(cs, c)
 	}
+	app := newAppInputs(w)
+	cs = append(cs, app.collectors...)
 	sched = collectors.NewScheduler(interval, cs, func(round []collectors.Sample) {
 		for _, sink := range sinks {
 			sink(round)
 		}
 	}, w.log)
 	runCtx, stop := context.WithCancel(ctx)
-	mt := &metrics{stop: stop, stopped: make(chan struct{}), ship: ship}
+	mt := &metrics{stop: stop, stopped: make(chan struct{}), ship: ship, app: app}
+	app.listen(runCtx, w)
 	go func() {
 		defer close(mt.stopped)
 		sched.Run(runCtx)
@@ -99,6 +104,7 @@ func startMetrics(ctx context.Context, w *wiring) (component, error) {
 
 // Close stops collecting and flushes what is buffered within ctx.
 func (m *metrics) Close(ctx context.Context) error {
+	m.app.close()
 	m.stop()
 	select {
 	case <-m.stopped:

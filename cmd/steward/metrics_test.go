@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/stewardhq/steward/collectors"
+	"github.com/stewardhq/steward/internal/testutil"
 	"github.com/stewardhq/steward/shippers/graphite"
 )
 
@@ -73,46 +74,33 @@ start_secs = "100ms"
 	in.waitEvent("app", "started")
 	begin := time.Now().Unix()
 
-	want := func(what, s string, ok func(v float64) bool) {
-		t.Helper()
-		var last float64
-		var have bool
-		eventually(t, what+" in carbon ("+s+")", func() bool {
-			last, have = c.last(s)
-			return have && ok(last)
-		})
-		t.Logf("%s = %v", s, last)
-	}
-	eq := func(x float64) func(float64) bool { return func(v float64) bool { return v == x } }
-	atLeast := func(x float64) func(float64) bool { return func(v float64) bool { return v >= x } }
-
 	// The cgroup: the limits set above, and what the programs use.
-	want("memory limit", series("container.memory.limit_bytes"), eq(cgMemoryLimit))
-	want("CPU limit", series("container.cpu.limit_cores"), eq(0.5))
-	want("pids limit", series("container.pids.limit"), eq(cgPidsLimit))
-	want("memory in use", series("container.memory.usage_bytes"), atLeast(64<<20))
-	want("working set", series("container.memory.working_set_bytes"), atLeast(64<<20))
-	want("processes", series("container.pids.current"), atLeast(4))
-	want("throttling", series("container.cpu.throttled_periods_total"), atLeast(1))
-	want("CPU used", series("container.cpu.usage_seconds_total"), atLeast(0.5))
-	want("pressure", series("container.pressure.cpu.some_seconds_total"), atLeast(0))
+	c.want("memory limit", series("container.memory.limit_bytes"), eq(cgMemoryLimit))
+	c.want("CPU limit", series("container.cpu.limit_cores"), eq(0.5))
+	c.want("pids limit", series("container.pids.limit"), eq(cgPidsLimit))
+	c.want("memory in use", series("container.memory.usage_bytes"), atLeast(64<<20))
+	c.want("working set", series("container.memory.working_set_bytes"), atLeast(64<<20))
+	c.want("processes", series("container.pids.current"), atLeast(4))
+	c.want("throttling", series("container.cpu.throttled_periods_total"), atLeast(1))
+	c.want("CPU used", series("container.cpu.usage_seconds_total"), atLeast(0.5))
+	c.want("pressure", series("container.pressure.cpu.some_seconds_total"), atLeast(0))
 
 	// The programs, tagged program=.
-	want("hog's memory", series("program.memory_rss_bytes", "program=app"), atLeast(64<<20))
-	want("hog's threads", series("program.threads", "program=app"), eq(4))
-	want("hog's descriptors", series("program.open_fds", "program=app"), atLeast(23))
-	want("burner's CPU", series("program.cpu_seconds_total", "program=burn"), atLeast(0.2))
-	want("flaky restarts", series("program.restarts_total", "program=flaky"), atLeast(1))
-	want("flaky exit code", series("program.last_exit_code", "program=flaky"), eq(3))
-	want("app running", series("program.state", "program=app", "state=running"), eq(1))
-	want("app not fatal", series("program.state", "program=app", "state=fatal"), eq(0))
+	c.want("hog's memory", series("program.memory_rss_bytes", "program=app"), atLeast(64<<20))
+	c.want("hog's threads", series("program.threads", "program=app"), eq(4))
+	c.want("hog's descriptors", series("program.open_fds", "program=app"), atLeast(23))
+	c.want("burner's CPU", series("program.cpu_seconds_total", "program=burn"), atLeast(0.2))
+	c.want("flaky restarts", series("program.restarts_total", "program=flaky"), atLeast(1))
+	c.want("flaky exit code", series("program.last_exit_code", "program=flaky"), eq(3))
+	c.want("app running", series("program.state", "program=app", "state=running"), eq(1))
+	c.want("app not fatal", series("program.state", "program=app", "state=fatal"), eq(0))
 
 	// The network namespace (the host's here: steward's own connection
 	// to carbon is one of them) and steward itself.
-	want("established connections", series("net.tcp.connections", "state=established"), atLeast(1))
-	want("sent samples", series("steward.graphite.sent_samples_total", "server="+c.addr), atLeast(1))
-	want("collector success", series("steward.collector.success", "collector=cgroup"), eq(1))
-	want("steward's memory", series("steward.memory_rss_bytes"), atLeast(1<<20))
+	c.want("established connections", series("net.tcp.connections", "state=established"), atLeast(1))
+	c.want("sent samples", series("steward.graphite.sent_samples_total", "server="+c.addr), atLeast(1))
+	c.want("collector success", series("steward.collector.success", "collector=cgroup"), eq(1))
+	c.want("steward's memory", series("steward.memory_rss_bytes"), atLeast(1<<20))
 
 	// Carbon restarts after a 5 s outage. steward notices the closed
 	// connection, keeps what it cannot send, and sends it when carbon is
@@ -124,7 +112,7 @@ start_secs = "100ms"
 	probe := series("container.cpu.usage_seconds_total")
 	stopAt := time.Now()
 	c.stop()
-	eventually(t, "steward noticing carbon is gone", func() bool {
+	testutil.Eventually(t, "steward noticing carbon is gone", func() bool {
 		for _, e := range in.logLines() {
 			if strings.HasPrefix(e.str("msg"), "graphite: cannot send") {
 				return true
@@ -136,9 +124,9 @@ start_secs = "100ms"
 	c.start()
 	down := time.Since(stopAt)
 	backAt := time.Now().Unix()
-	eventually(t, "points after the restart", func() bool {
+	testutil.Eventually(t, "points after the restart", func() bool {
 		for _, p := range c.fetch(probe, backAt) {
-			if p.V != nil && p.T > backAt+2 {
+			if p.v != nil && p.t > backAt+2 {
 				return true
 			}
 		}
@@ -146,16 +134,16 @@ start_secs = "100ms"
 	})
 	first, last, gap, longest := int64(0), int64(0), int64(0), int64(0)
 	for _, p := range c.fetch(probe, begin) {
-		if p.V == nil {
+		if p.v == nil {
 			gap++
 			continue
 		}
 		if first == 0 {
-			first = p.T
+			first = p.t
 		} else if gap > longest {
 			longest = gap
 		}
-		gap, last = 0, p.T
+		gap, last = 0, p.t
 	}
 	t.Logf("carbon down for %v; %s stored from %d to %d, longest gap %d s", down.Round(time.Millisecond), probe, first, last, longest)
 	if first >= stopAt.Unix() || last <= backAt {
@@ -205,7 +193,7 @@ timeout = "200ms"
 main = true
 command = ["sh", "-c", "trap 'exit 0' TERM; i=0; while :; do i=$((i+1)); echo line $i; sleep 0.01; done"]
 `, dead, garbage.Addr())})
-	eventually(t, "dropped samples for the dead server", func() bool {
+	testutil.Eventually(t, "dropped samples for the dead server", func() bool {
 		for _, e := range in.logLines() {
 			if e.str("msg") == "graphite: backlog full, dropping oldest samples" && e.str("server") == dead {
 				return true
@@ -214,7 +202,7 @@ command = ["sh", "-c", "trap 'exit 0' TERM; i=0; while :; do i=$((i+1)); echo li
 		return false
 	})
 	seen := strings.Count(in.stdout.String(), "line ")
-	eventually(t, "the program's output still flowing", func() bool {
+	testutil.Eventually(t, "the program's output still flowing", func() bool {
 		return strings.Count(in.stdout.String(), "line ") > seen+100
 	})
 	in.signal(syscall.SIGTERM)
@@ -260,7 +248,7 @@ print = true
 main = true
 command = ["sleep", "1000"]
 `})
-	eventually(t, "printed series", func() bool {
+	testutil.Eventually(t, "printed series", func() bool {
 		return strings.Contains(in.stdout.String(), "program.state;app=demo;host=h;program=main;state=running;version=0.0.1 1 ")
 	})
 	in.signal(syscall.SIGTERM)
@@ -294,7 +282,7 @@ func TestGraphiteModesToCarbon(t *testing.T) {
 			t.Fatal(err)
 		}
 		cancel()
-		eventually(t, tc.path+" in carbon", func() bool {
+		testutil.Eventually(t, tc.path+" in carbon", func() bool {
 			v, ok := c.last(tc.path)
 			return ok && v == 12.5
 		})

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/stewardhq/steward/internal/testutil"
 )
 
 func TestExitCodes(t *testing.T) {
@@ -57,8 +59,8 @@ func TestOrphanStorm(t *testing.T) {
 	const n = 1000
 	script := fmt.Sprintf(`i=0; while [ $i -lt %d ]; do (: &); i=$((i+1)); done; echo storm done > $T/done; exec sleep 1000`, n)
 	in := start(t, runOpts{command: []string{"sh", "-c", script}})
-	eventually(t, "the storm", func() bool { _, err := os.Stat(filepath.Join(in.dir, "done")); return err == nil })
-	eventually(t, "no zombies and only steward and sleep left", func() bool {
+	testutil.Eventually(t, "the storm", func() bool { _, err := os.Stat(filepath.Join(in.dir, "done")); return err == nil })
+	testutil.Eventually(t, "no zombies and only steward and sleep left", func() bool {
 		procs := in.nsProcs()
 		return len(zombies(procs)) == 0 && len(procs) == 2
 	})
@@ -91,7 +93,7 @@ backoff_initial = 0
 	}
 	in := start(t, runOpts{config: cfg.String()})
 	for i := range programs {
-		eventually(t, "all runs", func() bool {
+		testutil.Eventually(t, "all runs", func() bool {
 			b, _ := os.ReadFile(filepath.Join(in.dir, "count.p"+strconv.Itoa(i)))
 			return strings.TrimSpace(string(b)) == strconv.Itoa(runs)
 		})
@@ -136,13 +138,13 @@ command = ["%[1]s", "side"]
 `, worker)
 	in := start(t, runOpts{config: cfg})
 	for _, w := range []string{"0", "1", "2", "side"} {
-		eventually(t, "worker "+w, func() bool { _, err := os.Stat(filepath.Join(in.dir, "ready."+w)); return err == nil })
+		testutil.Eventually(t, "worker "+w, func() bool { _, err := os.Stat(filepath.Join(in.dir, "ready."+w)); return err == nil })
 	}
 	for _, sig := range []syscall.Signal{syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGWINCH} {
 		in.signal(sig)
 	}
 	for _, w := range []string{"0", "1", "2"} {
-		eventually(t, "signals at worker "+w, func() bool {
+		testutil.Eventually(t, "signals at worker "+w, func() bool {
 			b, _ := os.ReadFile(filepath.Join(in.dir, "got."+w))
 			return strings.Contains(string(b), "HUP") && strings.Contains(string(b), "USR2")
 		})
@@ -175,7 +177,7 @@ stop_timeout = "500ms"
 command = ["sh", "-c", 'trap "" TERM; sleep 1000 & a=$!; sleep 1000 & b=$!; echo $a $b > $T/grandchildren; wait']
 `
 	in := start(t, runOpts{config: cfg, hostPIDNS: true})
-	eventually(t, "grandchildren", func() bool { return len(readIntsIfAny(in.dir+"/grandchildren")) == 2 })
+	testutil.Eventually(t, "grandchildren", func() bool { return len(readIntsIfAny(in.dir+"/grandchildren")) == 2 })
 	kids := readInts(t, in.dir+"/grandchildren")
 	in.signal(syscall.SIGTERM)
 	if got := in.wait(); got != 128+int(syscall.SIGKILL) {
@@ -207,14 +209,14 @@ func readIntsIfAny(path string) []string {
 // of the main program is reparented to steward and reaped by it.
 func TestSubreaper(t *testing.T) {
 	in := start(t, runOpts{hostPIDNS: true, command: []string{"sh", "-c", `sh -c 'sleep 2 & echo $! > $T/orphan'; sleep 1000`}})
-	eventually(t, "orphan pid", func() bool { return len(readIntsIfAny(in.dir+"/orphan")) == 1 })
+	testutil.Eventually(t, "orphan pid", func() bool { return len(readIntsIfAny(in.dir+"/orphan")) == 1 })
 	orphan := readInts(t, in.dir+"/orphan")[0]
 	// Once its parent shell has exited, the orphan belongs to steward.
-	eventually(t, "orphan reparented to steward", func() bool {
+	testutil.Eventually(t, "orphan reparented to steward", func() bool {
 		p, ok := readProc(orphan)
-		return ok && p.ppid == in.pid()
+		return ok && p.PPID == in.pid()
 	})
-	eventually(t, "orphan reaped", func() bool { _, ok := readProc(orphan); return !ok })
+	testutil.Eventually(t, "orphan reaped", func() bool { _, ok := readProc(orphan); return !ok })
 	in.signal(syscall.SIGTERM)
 	if got := in.wait(); got != 143 {
 		t.Fatalf("exit code %d, want 143", got)

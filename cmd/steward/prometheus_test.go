@@ -11,6 +11,8 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+
+	"github.com/stewardhq/steward/internal/testutil"
 )
 
 // TestPrometheusEndpoint: with metrics.prometheus, GET /metrics on the HTTP
@@ -39,7 +41,7 @@ main = true
 command = ["sleep", "1000"]
 `, addr)})
 	var fams map[string]*dto.MetricFamily
-	eventually(t, "a round with program and check figures at /metrics", func() bool {
+	testutil.Eventually(t, "a round with program and check figures at /metrics", func() bool {
 		resp, err := http.Get("http://" + addr + "/metrics")
 		if err != nil {
 			return false

@@ -1,10 +1,13 @@
 package main
 
 import (
+	"crypto/sha512"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -14,6 +17,7 @@ import (
 
 	corev2 "github.com/sensu/core/v2"
 
+	"github.com/stewardhq/steward/internal/testutil"
 	"github.com/stewardhq/steward/shippers/sensu/sensupeer"
 )
 
@@ -89,6 +93,7 @@ func TestSensuAgent(t *testing.T) {
 [sensu]
 labels = { team = "payments" }
 deregistration_handler = "cleanup"
+allow_any_command = true
 keepalive_interval = "1s"
 keepalive_warning_timeout = "5s"
 
@@ -102,7 +107,7 @@ interval = "1s"
 health = true
 handlers = ["slack"]
 `})
-	eventually(t, "registration", registered(p, "shop-1"))
+	testutil.Eventually(t, "registration", registered(p, "shop-1"))
 	raw, _ := p.Entity("default", "shop-1")
 	var ent corev2.Entity
 	if err := json.Unmarshal(raw, &ent); err != nil {
@@ -110,6 +115,12 @@ handlers = ["slack"]
 	}
 	if err := ent.Validate(); err != nil {
 		t.Fatalf("core/v2 rejects the entity: %v", err)
+	}
+	if ent.SensuAgentVersion != "steward/"+testStewardVersion || len(ent.Redact) != 9 || ent.System.VMSystem == "" && fileExists("/.dockerenv") {
+		t.Errorf("sensu_agent_version %q (want steward's own version), redact %v, vm_system %q", ent.SensuAgentVersion, ent.Redact, ent.System.VMSystem)
+	}
+	if ua := p.Handshakes()[0].Header.Get("User-Agent"); ua != "steward/"+testStewardVersion {
+		t.Errorf("User-Agent %q", ua)
 	}
 	if ent.EntityClass != "agent" || ent.Labels["app"] != "shop" || ent.Labels["version"] != "3074f46" ||
 		ent.Labels["team"] != "payments" || !ent.Deregister || ent.Deregistration.Handler != "cleanup" {
@@ -120,17 +131,17 @@ handlers = ["slack"]
 			t.Errorf("subscriptions %v lack %s", ent.Subscriptions, s)
 		}
 	}
-	eventually(t, "two keepalives", func() bool { return len(p.Messages("keepalive")) >= 2 })
+	testutil.Eventually(t, "two keepalives", func() bool { return len(p.Messages("keepalive")) >= 2 })
 	for _, m := range p.Messages("keepalive") {
 		validEvent(t, m.Payload)
 	}
 
-	eventually(t, "the local check's result", func() bool { return len(sentEvents(t, p, "app-alive")) > 0 })
+	testutil.Eventually(t, "the local check's result", func() bool { return len(sentEvents(t, p, "app-alive")) > 0 })
 	local := sentEvents(t, p, "app-alive")[0].Check
 	if local.Status != 0 || strings.TrimSpace(local.Output) != "app OK" || !slices.Contains(local.Handlers, "slack") || local.Interval != 1 {
 		t.Errorf("local check %+v", local)
 	}
-	eventually(t, "the program check", func() bool { return len(sentEvents(t, p, "program-app")) > 0 })
+	testutil.Eventually(t, "the program check", func() bool { return len(sentEvents(t, p, "program-app")) > 0 })
 
 	cfg := corev2.FixtureCheckConfig("from-backend")
 	cfg.Command = "echo entity={{ .name }} app={{ .labels.app }}; exit 2"
@@ -139,8 +150,11 @@ handlers = ["slack"]
 	if n := p.Publish("default", "shop", req); n != 1 {
 		t.Fatalf("check request reached %d agents", n)
 	}
-	eventually(t, "the check request's result", func() bool { return len(sentEvents(t, p, "from-backend")) > 0 })
+	testutil.Eventually(t, "the check request's result", func() bool { return len(sentEvents(t, p, "from-backend")) > 0 })
 	answered := sentEvents(t, p, "from-backend")[0].Check
+	if answered.ProcessedBy != "shop-1" || local.ProcessedBy != "shop-1" || local.Scheduler != "memory" {
+		t.Errorf("processed_by %q/%q, scheduler %q", answered.ProcessedBy, local.ProcessedBy, local.Scheduler)
+	}
 	if answered.Status != 2 || strings.TrimSpace(answered.Output) != "entity=shop-1 app=shop" || answered.Issued != 1700000001 {
 		t.Errorf("answer status %d output %q issued %d", answered.Status, answered.Output, answered.Issued)
 	}
@@ -163,7 +177,7 @@ func TestSensuDeregistersOnMainExit(t *testing.T) {
 	p := newSensuPeer(t)
 	in := start(t, runOpts{env: sensuEnv(p, "shop-2"),
 		command: []string{"sh", "-c", `while [ ! -f "$T/stop" ]; do sleep 0.05; done; exit 0`}})
-	eventually(t, "registration", registered(p, "shop-2"))
+	testutil.Eventually(t, "registration", registered(p, "shop-2"))
 	os.WriteFile(filepath.Join(in.dir, "stop"), nil, 0o644)
 	if code := in.wait(); code != 0 {
 		t.Errorf("exit code %d", code)
@@ -191,7 +205,7 @@ start_retries = 1
 backoff_initial = "50ms"
 backoff_max = "50ms"
 `})
-	eventually(t, "registration", registered(p, "shop-3"))
+	testutil.Eventually(t, "registration", registered(p, "shop-3"))
 	os.WriteFile(filepath.Join(in.dir, "crash"), nil, 0o644)
 	if code := in.wait(); code != 3 {
 		t.Errorf("exit code %d, want the worker's 3", code)
@@ -222,7 +236,7 @@ func TestSensuStopBoundedWhenBackendDown(t *testing.T) {
 	defer hole.Close()
 	env := append(sensuEnv(p, "shop-4"), "STEWARD_SENSU_API_URL=http://"+hole.Addr(), "STEWARD_FLUSH_TIMEOUT=1s")
 	in := start(t, runOpts{env: env, command: []string{"sleep", "1000"}})
-	eventually(t, "registration", registered(p, "shop-4"))
+	testutil.Eventually(t, "registration", registered(p, "shop-4"))
 	p.Close()
 	in.signal(syscall.SIGTERM)
 	if code := in.wait(); code != 143 {
@@ -239,7 +253,7 @@ func TestSensuBadCredentials(t *testing.T) {
 	p := newSensuPeer(t)
 	env := append(sensuEnv(p, "shop-5"), "STEWARD_SENSU_PASSWORD=wrong-8d1e")
 	in := start(t, runOpts{env: env, command: []string{"sleep", "1000"}})
-	eventually(t, "the refusal logged", func() bool {
+	testutil.Eventually(t, "the refusal logged", func() bool {
 		return strings.Contains(in.stderr.String(), `refused the credentials of user \"agent\" (HTTP 401 bad credentials)`)
 	})
 	in.signal(syscall.SIGTERM)
@@ -263,6 +277,9 @@ func TestSecretsNotInProgramsEnvironment(t *testing.T) {
 		}
 	}
 	in := start(t, runOpts{env: env, config: `
+[sensu]
+allow_any_command = true
+
 [programs.app]
 main = true
 command = ["sleep", "1000"]
@@ -274,24 +291,24 @@ command = ["sh", "-c", "exec sleep 1000"]
 command = ["sh", "-c", "env > \"$T/check-env\""]
 interval = "1s"
 `})
-	eventually(t, "registration", registered(p, "shop-6"))
+	testutil.Eventually(t, "registration", registered(p, "shop-6"))
 	cfg := corev2.FixtureCheckConfig("backend-env")
 	cfg.Command = `env > "$T/request-env"`
 	req, _ := json.Marshal(&corev2.CheckRequest{Config: cfg})
 	p.Publish("default", "entity:shop-6", req)
-	eventually(t, "both check commands ran", func() bool {
+	testutil.Eventually(t, "both check commands ran", func() bool {
 		_, e1 := os.Stat(filepath.Join(in.dir, "check-env"))
 		_, e2 := os.Stat(filepath.Join(in.dir, "request-env"))
 		return e1 == nil && e2 == nil
 	})
 	var environs []string
 	for _, pr := range in.nsProcs() {
-		if pr.pid == in.pid() {
+		if pr.PID == in.pid() {
 			continue
 		}
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pr.pid))
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pr.PID))
 		if err == nil {
-			environs = append(environs, pr.comm+": "+string(b))
+			environs = append(environs, pr.Comm+": "+string(b))
 		}
 	}
 	if len(environs) < 2 {
@@ -344,10 +361,10 @@ func TestSensuKilledContainerExpires(t *testing.T) {
 keepalive_warning_timeout = "5s"
 deregistration_handler = "cleanup"
 `, command: []string{"sleep", "1000"}})
-	eventually(t, "registration", registered(p, "shop-7"))
+	testutil.Eventually(t, "registration", registered(p, "shop-7"))
 	in.signal(syscall.SIGKILL)
 	in.wait()
-	eventually(t, "the entity expired", func() bool { return slices.Contains(p.Expired(), "default/shop-7") })
+	testutil.Eventually(t, "the entity expired", func() bool { return slices.Contains(p.Expired(), "default/shop-7") })
 	if deleted(p, "shop-7") {
 		t.Error("a killed steward cannot have deleted its entity")
 	}
@@ -389,10 +406,71 @@ func TestSensuDeregistersWhileFluentdHangs(t *testing.T) {
 		"STEWARD_FLUENTD_FLUSH_INTERVAL=100ms",
 		"STEWARD_FLUSH_TIMEOUT=3s")
 	in := start(t, runOpts{env: env, command: []string{"sh", "-c", `seq 1 20000; while [ ! -f "$T/stop" ]; do sleep 0.05; done`}})
-	eventually(t, "registration", registered(p, "shop-5"))
+	testutil.Eventually(t, "registration", registered(p, "shop-5"))
 	os.WriteFile(filepath.Join(in.dir, "stop"), nil, 0o644)
 	in.wait()
 	if !deleted(p, "shop-5") {
 		t.Fatalf("entity not deleted while Fluentd hung; deletions %v", p.Deletions())
+	}
+}
+
+// TestSensuAllowList: through steward as PID 1, a check request on the
+// allow list runs; one outside it and one whose executable does not match
+// its sha512 are answered UNKNOWN with the reason, logged, and never run.
+func TestSensuAllowList(t *testing.T) {
+	p := newSensuPeer(t)
+	dir := t.TempDir()
+	script := filepath.Join(dir, "check_app.sh")
+	os.WriteFile(script, []byte("#!/bin/sh\necho app fine $1\n"), 0o755)
+	tampered := filepath.Join(dir, "check_tampered.sh")
+	os.WriteFile(tampered, []byte("#!/bin/sh\necho tampered\n"), 0o755)
+	sum := sha512.Sum512([]byte("#!/bin/sh\necho app fine $1\n"))
+	list := filepath.Join(dir, "allow-list.json")
+	os.WriteFile(list, []byte(`[
+  {"exec": "`+script+`", "args": ["--quick"], "sha512": "`+hex.EncodeToString(sum[:])+`"},
+  {"exec": "`+tampered+`", "args": [""], "sha512": "`+hex.EncodeToString(sum[:])+`"}
+]`), 0o644)
+	in := start(t, runOpts{env: append(sensuEnv(p, "shop-8"), "STEWARD_SENSU_ALLOW_LIST="+list), command: []string{"sleep", "1000"}})
+	testutil.Eventually(t, "registration", registered(p, "shop-8"))
+	testutil.Eventually(t, "the session", func() bool { return p.Connected("shop-8") })
+	ask := func(name, command string) *corev2.Check {
+		cfg := corev2.FixtureCheckConfig(name)
+		cfg.Command = command
+		req, _ := json.Marshal(&corev2.CheckRequest{Config: cfg, Issued: 1})
+		p.Publish("default", "entity:shop-8", req)
+		testutil.Eventually(t, name+"'s result", func() bool { return len(sentEvents(t, p, name)) > 0 })
+		return sentEvents(t, p, name)[0].Check
+	}
+	if c := ask("allowed", script+" --quick"); c.Status != 0 || strings.TrimSpace(c.Output) != "app fine --quick" {
+		t.Errorf("allowed: status %d output %q", c.Status, c.Output)
+	}
+	marker := filepath.Join(dir, "owned")
+	if c := ask("refused", "touch "+marker); c.Status != 3 || !strings.Contains(c.Output, "is not on the allow list") {
+		t.Errorf("refused: status %d output %q", c.Status, c.Output)
+	}
+	if c := ask("mismatch", tampered); c.Status != 3 || !strings.Contains(c.Output, "sha512") {
+		t.Errorf("sha512 mismatch: status %d output %q", c.Status, c.Output)
+	}
+	if _, err := os.Stat(marker); err == nil {
+		t.Error("a refused command ran")
+	}
+	in.signal(syscall.SIGTERM)
+	in.wait()
+	if n := strings.Count(in.stderr.String(), "check request refused"); n != 2 {
+		t.Errorf("%d refusals logged, want 2", n)
+	}
+}
+
+func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
+
+// TestVersionIsStewards: `steward version` prints the stamped version, not
+// "dev".
+func TestVersionIsStewards(t *testing.T) {
+	out, err := exec.Command(stewardBin, "version").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(string(out), "steward "+testStewardVersion+" (go") {
+		t.Errorf("steward version printed %q", out)
 	}
 }

@@ -6,57 +6,15 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strconv"
 	"time"
 
-	"github.com/kardianos/service"
-
 	"github.com/stewardhq/steward/configs"
+	"github.com/stewardhq/steward/internal/hostservice"
 )
-
-// systemdUnit is kardianos/service's systemd template with what a
-// supervisor needs: systemd must send SIGTERM to steward alone and leave the
-// ordered stop of the programs to it (KillMode=mixed; the default
-// control-group would signal every process at once), and must wait for
-// steward's own shutdown and flush before it kills anything. %s is
-// TimeoutStopSec.
-const systemdUnit = `[Unit]
-Description={{Description}}
-ConditionFileIsExecutable={{Path | cmdEscape}}
-After=network-online.target
-Wants=network-online.target
-{{range Dependencies}}{{.}}
-{{end}}
-[Service]
-Type=simple
-ExecStart={{Path | cmdEscape}}{{range Arguments}} {{. | cmd}}{{end}}
-{{if WorkingDirectory}}WorkingDirectory={{WorkingDirectory | cmdEscape}}
-{{end}}{{if UserName}}User={{UserName}}
-{{end}}ExecReload=/bin/kill -HUP "$MAINPID"
-KillMode=mixed
-KillSignal=SIGTERM
-TimeoutStopSec=%s
-{{if LimitNOFILE}}LimitNOFILE={{LimitNOFILE}}
-{{end}}Restart={{Restart}}
-RestartSec=5
-EnvironmentFile=-/etc/default/{{Name}}
-{{range EnvVars}}{{.}}
-{{end}}
-[Install]
-WantedBy=multi-user.target
-`
-
-// serviceProgram satisfies kardianos/service; steward runs as a plain
-// foreground process under the service manager, which stops it with
-// SIGTERM like any container runtime would.
-type serviceProgram struct{}
-
-func (serviceProgram) Start(service.Service) error { return nil }
-func (serviceProgram) Stop(service.Service) error  { return nil }
 
 const serviceUsage = `Usage: steward service install|uninstall|start|stop|restart|status [flags]
 
-Installs steward as a host service (a systemd unit on Linux) running
+Installs steward as a host service (a systemd unit) running
 "steward --config FILE", for machines that are not containers.
 
 Flags:
@@ -73,18 +31,17 @@ func serviceCommand(args []string, stdout, stderr io.Writer) int {
 	fs.Usage = func() { fmt.Fprint(stderr, serviceUsage); fs.PrintDefaults() }
 	path := fs.String("config", os.Getenv("STEWARD_CONFIG"), "config file the service runs")
 	name := fs.String("name", "steward", "service name")
-	system := fs.String("system", "", "service manager, instead of detecting it (e.g. linux-systemd)")
+	system := fs.String("system", "", "service manager, instead of detecting it ("+hostservice.Systemd+")")
 	if err := fs.Parse(args[1:]); err != nil {
+		return flagExit(err)
+	}
+	switch action {
+	case "install", "uninstall", "start", "stop", "restart", "status":
+	default:
+		fmt.Fprint(stderr, serviceUsage)
 		return exitUsage
 	}
-
-	cfg := &configs.Config{}
-	svcCfg := &service.Config{
-		Name:        *name,
-		DisplayName: "steward",
-		Description: "steward supervises the app's programs and ships their telemetry",
-		Option:      service.KeyValue{"Restart": "on-failure"},
-	}
+	var unit hostservice.Unit
 	if action == "install" {
 		if *path == "" {
 			fmt.Fprintln(stderr, "steward service install: give --config FILE")
@@ -95,70 +52,49 @@ func serviceCommand(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "steward service:", err)
 			return exitFailed
 		}
-		var ok bool
-		if cfg, ok = loadConfig(configs.Options{Path: abs, Environ: os.Environ()}, stderr); !ok {
+		cfg, ok := loadConfig(configs.Options{Path: abs, Environ: os.Environ()}, stderr)
+		if !ok {
 			return exitUsage
 		}
-		svcCfg.Arguments = []string{"--config", abs}
-		svcCfg.Description = fmt.Sprintf("steward supervising %s %s", cfg.Steward.App, cfg.Steward.Version)
+		self, err := os.Executable()
+		if err != nil {
+			fmt.Fprintln(stderr, "steward service:", err)
+			return exitFailed
+		}
 		// systemd waits for the whole stop and the flush, plus a margin,
 		// before it kills anything.
-		stopWait := cfg.Steward.ShutdownTimeout.D() + cfg.Steward.FlushTimeout.D() + 5*time.Second
-		svcCfg.Option["SystemdScript"] = fmt.Sprintf(systemdUnit, strconv.Itoa(int(stopWait.Seconds())))
+		unit = hostservice.Unit{Name: *name, Exec: self, Args: []string{"--config", abs},
+			Description: fmt.Sprintf("steward supervising %s %s", cfg.Steward.App, cfg.Steward.Version),
+			StopTimeout: cfg.Steward.ShutdownTimeout.D() + cfg.Steward.FlushTimeout.D() + 5*time.Second}
 	}
-	if *system != "" {
-		found := false
-		for _, sys := range service.AvailableSystems() {
-			if sys.String() == *system {
-				service.ChooseSystem(forcedSystem{sys})
-				found = true
-			}
-		}
-		if !found {
-			fmt.Fprintf(stderr, "steward service: unknown service manager %q (known: %v)\n", *system, service.AvailableSystems())
-			return exitUsage
-		}
-	}
-	svc, err := service.New(serviceProgram{}, svcCfg)
+	m, err := hostservice.Open(*system)
 	if err != nil {
 		fmt.Fprintln(stderr, "steward service:", err)
-		return exitFailed
+		return exitUsage
 	}
 	switch action {
 	case "status":
-		st, err := svc.Status()
+		state, running, err := m.Status(*name)
 		if err != nil {
 			fmt.Fprintf(stderr, "steward service status: %v\n", err)
 			return exitFailed
 		}
-		names := map[service.Status]string{service.StatusRunning: "running", service.StatusStopped: "stopped"}
-		fmt.Fprintf(stdout, "%s (%s): %s\n", *name, svc.Platform(), valueOr(names[st], "unknown"))
-		if st != service.StatusRunning {
+		fmt.Fprintf(stdout, "%s (%s): %s\n", *name, m.Platform(), state)
+		if !running {
 			return 3 // as systemctl is-active and LSB status do
 		}
 		return 0
-	case "install", "uninstall", "start", "stop", "restart":
-		if err := service.Control(svc, action); err != nil {
-			fmt.Fprintf(stderr, "steward service %s: %v\n", action, err)
-			return exitFailed
-		}
-		fmt.Fprintf(stdout, "%s: %s done (%s)\n", *name, action, svc.Platform())
-		return 0
+	case "install":
+		err = m.Install(unit)
+	case "uninstall":
+		err = m.Uninstall(*name)
 	default:
-		fmt.Fprint(stderr, serviceUsage)
-		return exitUsage
+		err = m.Control(*name, action)
 	}
-}
-
-// forcedSystem is a service manager chosen by --system, used even where
-// detection would not find it running (building an image, say).
-type forcedSystem struct{ service.System }
-
-func (forcedSystem) Detect() bool { return true }
-
-func valueOr(s, fallback string) string {
-	if s == "" {
-		return fallback
+	if err != nil {
+		fmt.Fprintf(stderr, "steward service %s: %v\n", action, err)
+		return exitFailed
 	}
-	return s
+	fmt.Fprintf(stdout, "%s: %s done (%s)\n", *name, action, m.Platform())
+	return 0
 }

@@ -93,5 +93,7 @@ func sensuMetrics(a *sensu.Agent) func(func(collectors.Sample)) {
 		gauge(emit, "steward.sensu.events_queued", float64(st.Queued))
 		counter(emit, "steward.sensu.reconnects_total", st.Reconnects)
 		counter(emit, "steward.sensu.check_requests_total", st.Requests)
+		counter(emit, "steward.sensu.check_requests_refused_total", st.Refused)
+		counter(emit, "steward.sensu.events_coalesced_total", st.Coalesced)
 	}
 }

@@ -6,29 +6,33 @@
 # cgroup (as a container runtime would start them), shipping metrics to a
 # real carbon-cache, and renders the dashboard's panels
 # (configs/dashboards/steward-graphite.json) through a real graphite-web's
-# /render API into docs/img/*.png.
+# /render API into docs/img/*.png. Each version also runs the demo app
+# (configs/dashboards/demoapp), which reports its requests by StatsD and on
+# a Prometheus endpoint, for the dashboard's App row.
 #
 #   configs/dashboards/render.sh [--duration 4m] [--out DIR] [--keep]
-#                                [--steward BIN] [--print]
+#                                [--steward BIN --demoapp BIN] [--print]
 #
 # Needs root on Debian 12 (apt, cgroups, namespaces) and Go. Everything it
 # starts lives in a temporary directory on loopback ports it picks; nothing
 # in /etc is written, and every process and cgroup it made is gone when it
 # exits (--keep keeps the temporary directory, for a look at the logs).
-# --steward uses that binary instead of building one. --print runs only the
-# deployments, with no Graphite: each steward prints its metric lines
-# (print mode), and the script writes them all to stdout at the end, ready
-# for carbon's plaintext port; it needs only bash, busybox and root (the e2e
-# test runs it so on a cgroup v2 kernel under qemu).
+# --steward and --demoapp use these binaries instead of building them.
+# --print runs only the deployments, with no Graphite: each steward prints
+# its metric lines (print mode), and the script writes them all to stdout
+# at the end, ready for carbon's plaintext port; with the binaries given it
+# needs only bash, busybox and root (the e2e test runs it so on a cgroup v2
+# kernel under qemu).
 set -euo pipefail
 
-usage() { sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+usage() { sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 
 duration=4m
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 out=$repo/docs/img
 keep=false
 steward=
+demoapp=
 print=false
 while [ $# -gt 0 ]; do
 	case $1 in
@@ -39,6 +43,8 @@ while [ $# -gt 0 ]; do
 	--keep) keep=true; shift ;;
 	--steward) steward=${2:?--steward needs a binary}; shift 2 ;;
 	--steward=*) steward=${1#*=}; shift ;;
+	--demoapp) demoapp=${2:?--demoapp needs a binary}; shift 2 ;;
+	--demoapp=*) demoapp=${1#*=}; shift ;;
 	--print) print=true; shift ;;
 	-h | --help) usage ;;
 	*) echo "render.sh: unknown argument $1" >&2; usage 2 >&2 ;;
@@ -132,6 +138,18 @@ trap 'exit 143' TERM
 # freeports N prints N distinct free loopback ports: bound to port 0
 # together, so the kernel hands out distinct ones, then released.
 freeports() {
+	if [ ! -x "$py" ]; then
+		# No python (--print in a bare VM): ports from a random start on
+		# which nothing accepts connections.
+		local p=$((20000 + RANDOM % 20000)) n=0 out=()
+		while [ "$n" -lt "$1" ]; do
+			p=$((p + 1))
+			(exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && continue
+			out+=("$p"); n=$((n + 1))
+		done
+		echo "${out[*]}"
+		return
+	fi
 	"$py" - "$1" <<'EOF'
 import socket, sys
 socks = [socket.socket() for _ in range(int(sys.argv[1]))]
@@ -140,9 +158,7 @@ for s in socks:
 print(" ".join(str(s.getsockname()[1]) for s in socks))
 EOF
 }
-if ! $print; then
-read -r line_port pickle_port query_port web_port < <(freeports 4)
-fi
+read -r line_port pickle_port query_port web_port blue_statsd_port blue_app_port green_statsd_port green_app_port < <(freeports 8)
 
 # waitport PORT PID WHAT: until something accepts on PORT, or PID died.
 waitport() {
@@ -221,11 +237,13 @@ waitport "$line_port" "$!" carbon
 fi
 
 # --- steward and the demo --------------------------------------------------
-if [ -n "$steward" ]; then
+if [ -n "$steward" ] && [ -n "$demoapp" ]; then
 	cp "$steward" "$work/steward"
+	cp "$demoapp" "$work/demoapp"
 else
-	log "building steward"
-	(cd "$repo" && CGO_ENABLED=0 go build -o "$work/steward" ./cmd/steward)
+	log "building steward and the demo app"
+	(cd "$repo" && CGO_ENABLED=0 go build -o "$work/steward" ./cmd/steward &&
+		CGO_ENABLED=0 go build -o "$work/demoapp" ./configs/dashboards/demoapp)
 fi
 
 # The demo as it ships, plus one program that wants about 0.3 of a core
@@ -238,7 +256,31 @@ cat >>"$work/demo.toml" <<'EOF'
 [programs.load]
 command = ["sh", "-c", "while :; do timeout 0.3 sh -c 'while :; do :; done'; sleep 0.7; done"]
 EOF
-"$work/steward" validate --config "$work/demo.toml" >/dev/null
+
+# appconf NAME STATSD_PORT APP_PORT ERRORS: the deployment's config: the
+# demo plus the demo app (configs/dashboards/demoapp), which sends StatsD
+# to steward and serves a Prometheus endpoint steward scrapes, failing
+# ERRORS of its requests. Each deployment has its own ports: they share
+# the host's network namespace here, as containers would not.
+appconf() {
+	cp "$work/demo.toml" "$work/$1.toml"
+	cat >>"$work/$1.toml" <<EOF
+
+# Added by configs/dashboards/render.sh: the app's own metrics.
+[programs.webapp]
+command = ["$work/demoapp"]
+env = { DEMO_STATSD = "127.0.0.1:$2", DEMO_LISTEN = "127.0.0.1:$3", DEMO_ERRORS = "$4" }
+metrics_url = "http://127.0.0.1:$3/metrics"
+
+[metrics.statsd]
+enabled = true
+addr = "127.0.0.1:$2"
+percentiles = [90, 99]
+EOF
+	"$work/steward" validate --config "$work/$1.toml" >/dev/null
+}
+appconf blue "$blue_statsd_port" "$blue_app_port" 0.02
+appconf green "$green_statsd_port" "$green_app_port" 0.05
 
 # mkcgroups NAME CPU_US: a cgroup per deployment, as a runtime makes one
 # per container, with a CPU quota (per 100 ms) and a memory limit. Sets
@@ -312,7 +354,7 @@ deploy() {
 			# Short options: util-linux's unshare and busybox's take them.
 			exec unshare -p -f --mount-proc -- sh -c \
 				'mount -t tmpfs -o mode=1777,size=16m tmpfs /tmp && exec "$@"' sh \
-				"$work/steward" --config "$work/demo.toml"
+				"$work/steward" --config "$work/$name.toml"
 		) || { echo "render.sh: $name: steward exited with status $?"; exit 1; }
 	done
 }
@@ -386,6 +428,10 @@ graphs=(
 	"demo-throttled-by-version|CPU throttled (seconds per second)|aliasByTags(perSecond($(by container.cpu.throttled_seconds_total)), 'version')|"
 	"demo-memory-by-version|Memory working set (limit: $((memory_limit >> 20)) MiB)|aliasByTags($(by container.memory.working_set_bytes), 'version')|yUnitSystem=binary"
 	"demo-restarts-by-version|Restarts of the crashing worker, per minute|aliasByTags(summarize(nonNegativeDerivative($(by program.restarts_total "'program=worker'")), '1min', 'sum', true), 'version')|lineMode=staircase&until=$whole"
+	# The App row: the demo app's StatsD and its Prometheus endpoint.
+	"demo-app-requests-by-version|App: requests per second (StatsD http.requests.rate)|aliasByTags(groupByTags($(by http.requests.rate), 'sum', 'version'), 'version')|"
+	"demo-app-latency-by-version|App: latency p90, ms (StatsD http.request_duration.p90)|aliasByTags(groupByTags($(by http.request_duration.p90), 'max', 'version'), 'version')|"
+	"demo-app-errors-by-version|App: errors per second (Prometheus http_requests_total, code 5xx)|aliasByTags(groupByTags(perSecond($(by http_requests_total "'code=~^5'")), 'sum', 'version'), 'version')|"
 )
 "$py" - "$web_port" "$start" "$stop" "$work/img" \
 	"$blue_version" "blue: $(cores "$blue_cpu_us")-core quota" \

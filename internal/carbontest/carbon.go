@@ -6,7 +6,6 @@
 package carbontest
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -18,10 +17,11 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/stewardhq/steward/internal/testutil"
 )
 
 // Carbon is a running carbon-cache.
@@ -31,7 +31,7 @@ type Carbon struct {
 	Addr string // plaintext line receiver, TCP and UDP, on 127.0.0.1
 	cmd  *exec.Cmd
 	done chan struct{}
-	out  *buffer
+	out  *testutil.LockedBuffer
 }
 
 // Start writes a config on free loopback ports and starts carbon-cache in
@@ -84,7 +84,7 @@ LOG_UPDATES = False
 // accepts connections.
 func (c *Carbon) Start() {
 	c.t.Helper()
-	c.out = &buffer{}
+	c.out = &testutil.LockedBuffer{}
 	c.cmd = exec.Command("carbon-cache", "--config="+filepath.Join(c.dir, "carbon.conf"), "--debug", "start")
 	c.cmd.Stdout, c.cmd.Stderr = c.out, c.out
 	c.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -93,8 +93,7 @@ func (c *Carbon) Start() {
 	}
 	c.done = make(chan struct{})
 	go func() { c.cmd.Wait(); close(c.done) }()
-	deadline := time.Now().Add(2 * time.Minute) // a hang guard only
-	for {
+	testutil.Eventually(c.t, "carbon accepting connections on "+c.Addr, func() bool {
 		select {
 		case <-c.done:
 			c.t.Fatalf("carbon-cache exited:\n%s", c.out.String())
@@ -103,13 +102,9 @@ func (c *Carbon) Start() {
 		conn, err := net.Dial("tcp", c.Addr)
 		if err == nil {
 			conn.Close()
-			return
 		}
-		if time.Now().After(deadline) {
-			c.t.Fatalf("carbon not accepting connections on %s:\n%s", c.Addr, c.out.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return err == nil
+	})
 }
 
 // Stop ends carbon as an init system would (TERM) and waits for it.
@@ -192,6 +187,18 @@ func (c *Carbon) Last(series string) (float64, bool) {
 	return 0, false
 }
 
+// Want waits until the newest value carbon stored for series passes ok.
+func (c *Carbon) Want(what, series string, ok func(v float64) bool) {
+	c.t.Helper()
+	var last float64
+	var have bool
+	testutil.Eventually(c.t, what+" in carbon ("+series+")", func() bool {
+		last, have = c.Last(series)
+		return have && ok(last)
+	})
+	c.t.Logf("%s = %v", series, last)
+}
+
 // Stored counts the points stored for series.
 func (c *Carbon) Stored(series string, from int64) int {
 	n := 0
@@ -211,22 +218,4 @@ func freeAddr(t testing.TB) string {
 	}
 	defer ln.Close()
 	return ln.Addr().String()
-}
-
-// buffer collects carbon's output while the test reads it.
-type buffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *buffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *buffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -94,7 +94,10 @@ func (b *batcher) getBuf() *[]byte {
 	if p, ok := b.bufs.Get().(*[]byte); ok {
 		return p
 	}
-	buf := make([]byte, 0, b.maxBytes+b.maxBytes/8+4096)
+	// Room for the batch and the record that crosses its bound, when the
+	// record is an ordinary line; a longer one moves the entries out
+	// (seal copies them then).
+	buf := make([]byte, 0, b.maxBytes+4096)
 	return &buf
 }
 

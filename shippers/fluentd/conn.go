@@ -174,41 +174,59 @@ func describe(v any) string {
 	return s
 }
 
-// Bounds on what the server may send: handshake messages and acks are
-// small.
+// Bounds on what the server may send. Handshake messages and acks are
+// small: the largest, PONG, is five items and about 300 bytes.
 const (
-	maxObjectBytes = 64 << 10
-	maxObjectItems = 64
+	maxObjectBytes = 16 << 10 // every string's bytes, plus one per item
+	maxObjectItems = 64       // items in all, at every level
 	maxObjectDepth = 4
 )
 
 var errTooBig = errors.New("message from the server is too big")
 
-// readValue reads one msgpack object the server sent. It is written on
-// msgp's primitives rather than with ReadIntf because that allocates
-// whatever length a header claims: a confused or hostile peer could make
-// PID 1 allocate gigabytes. Here every length is checked first.
-func readValue(r *msgp.Reader) (any, error) {
-	budget := maxObjectBytes
-	return readBounded(r, &budget, 0)
+// budget is what is left of one object's bounds while it is read.
+type budget struct{ bytes, items int }
+
+func (b *budget) take(bytes, items int) error {
+	if bytes > b.bytes || items > b.items {
+		return errTooBig
+	}
+	b.bytes -= bytes
+	b.items -= items
+	return nil
 }
 
-func readBounded(r *msgp.Reader, budget *int, depth int) (any, error) {
+// readValue reads one msgpack object the server sent. It is written on
+// msgp's primitives rather than with ReadIntf because that allocates
+// whatever a header claims: a confused or hostile peer could make PID 1
+// allocate gigabytes, and even with every length checked, a few levels of
+// nested arrays multiply (64 items at each of 4 levels is 16 million
+// items from 17 MB). Here a header's items and a string's bytes are taken
+// from the object's budget before anything is allocated for them.
+func readValue(r *msgp.Reader) (any, error) {
+	b := budget{bytes: maxObjectBytes, items: maxObjectItems}
+	return readBounded(r, &b, 0)
+}
+
+func readBounded(r *msgp.Reader, b *budget, depth int) (any, error) {
 	if depth > maxObjectDepth {
 		return nil, errTooBig
+	}
+	if err := b.take(1, 1); err != nil {
+		return nil, err
 	}
 	t, err := r.NextType()
 	if err != nil {
 		return nil, err
 	}
 	readRaw := func(n uint32) ([]byte, error) {
-		if int(n) > *budget {
+		if n > uint32(b.bytes) {
 			return nil, errTooBig
 		}
-		*budget -= int(n)
-		b := make([]byte, n)
-		_, err := r.ReadFull(b)
-		return b, err
+		b.bytes -= int(n)
+		buf := make([]byte, n)
+		_, err := r.ReadFull(buf)
+		return buf, err
 	}
 	switch t {
 	case msgp.StrType:
@@ -216,8 +234,8 @@ func readBounded(r *msgp.Reader, budget *int, depth int) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		b, err := readRaw(n)
-		return string(b), err
+		buf, err := readRaw(n)
+		return string(buf), err
 	case msgp.BinType:
 		n, err := r.ReadBytesHeader()
 		if err != nil {
@@ -229,16 +247,18 @@ func readBounded(r *msgp.Reader, budget *int, depth int) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		if n > maxObjectItems {
+		// Each entry is two items, taken as they are read; checking the
+		// count first keeps make from sizing a map to a lie.
+		if n > uint32(b.items)/2 {
 			return nil, errTooBig
 		}
 		m := make(map[string]any, n)
 		for range n {
-			k, err := readBounded(r, budget, depth+1)
+			k, err := readBounded(r, b, depth+1)
 			if err != nil {
 				return nil, err
 			}
-			v, err := readBounded(r, budget, depth+1)
+			v, err := readBounded(r, b, depth+1)
 			if err != nil {
 				return nil, err
 			}
@@ -250,12 +270,12 @@ func readBounded(r *msgp.Reader, budget *int, depth int) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		if n > maxObjectItems {
+		if n > uint32(b.items) {
 			return nil, errTooBig
 		}
 		a := make([]any, n)
 		for i := range a {
-			if a[i], err = readBounded(r, budget, depth+1); err != nil {
+			if a[i], err = readBounded(r, b, depth+1); err != nil {
 				return nil, err
 			}
 		}

@@ -3,8 +3,6 @@ package fluentd
 import (
 	"context"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -13,22 +11,9 @@ import (
 
 	"github.com/stewardhq/steward/configs"
 	"github.com/stewardhq/steward/shippers/fluentd/fluentdtest"
+	logstream "github.com/stewardhq/steward/stream"
 	"github.com/stewardhq/steward/supervisor"
 )
-
-// loadConfig reads a TOML config the way steward does.
-func loadConfig(t *testing.T, toml string) *configs.Config {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "steward.toml")
-	if err := os.WriteFile(path, []byte(toml), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := configs.Load(configs.Options{Path: path, Command: []string{"app"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cfg
-}
 
 // testLog is a logger that writes into the test's output and keeps the
 // lines for assertions.
@@ -64,8 +49,20 @@ func (l *testLog) String() string {
 type harness struct {
 	t    *testing.T
 	s    *Shipper
-	logs *supervisor.Stream[supervisor.LogRecord]
+	logs *logstream.Stream[supervisor.LogRecord]
 	out  *testLog
+}
+
+// shipperConfig is the shipper's part of a loaded config, as cmd/ builds
+// it.
+func shipperConfig(cfg *configs.Config) Config {
+	logs := map[string]*configs.ProgramLogs{}
+	for _, p := range cfg.ProgramList() {
+		if p.Logs != nil {
+			logs[p.Name] = p.Logs
+		}
+	}
+	return Config{Fluentd: *cfg.Fluentd, App: cfg.Steward.App, Version: cfg.Steward.Version, Host: cfg.Steward.Host, Programs: logs}
 }
 
 // startShipper runs a shipper on cfg, fed by a stream the test publishes
@@ -74,11 +71,11 @@ func startShipper(t *testing.T, cfg *configs.Config) *harness {
 	t.Helper()
 	out := &testLog{}
 	log := slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	s, err := New(cfg, log)
+	s, err := New(shipperConfig(cfg), log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &harness{t: t, s: s, logs: supervisor.NewStream[supervisor.LogRecord]("logs", log), out: out}
+	h := &harness{t: t, s: s, logs: logstream.New[supervisor.LogRecord]("logs", log), out: out}
 	s.Start(h.logs)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -157,18 +154,6 @@ func (c *collector) has(s string) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.logs[s]
-}
-
-// eventually polls cond; the limit only guards against a hang.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 func listen(t *testing.T, cfg fluentdtest.Config) *fluentdtest.Peer {

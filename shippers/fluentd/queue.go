@@ -4,7 +4,8 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
-	"time"
+
+	"github.com/stewardhq/steward/internal/drops"
 )
 
 // queue holds sealed chunks until the sender takes them: the newest in
@@ -12,24 +13,31 @@ import (
 // kept: the spool holds what is older than anything in memory, and the
 // sender reads the spool first. When the spool is over its cap, its oldest
 // segment goes; without a spool, the oldest chunk in memory goes.
+//
+// The bound covers the chunks the sender holds too (written and not yet
+// acknowledged, or waiting to be written again), so memory holds one
+// bounded window of batches whatever the server does: a slow server
+// makes the queue spill sooner, never grow.
 type queue struct {
 	mu       sync.Mutex
 	mem      []*chunk // oldest first
 	memBytes int64
 	memCap   int64
+	// held is the size of the chunks popped and not yet released
+	// (delivered, or persisted at shutdown).
+	held     int64
 	spool    *spool // nil: no disk
 	spoolErr bool   // a spool write failed; reported once
 
 	// ready is signalled when a chunk is pushed.
 	ready chan struct{}
 	st    *counters
-	drops *burst
 	log   *slog.Logger
 }
 
 func newQueue(memCap int64, sp *spool, st *counters, log *slog.Logger) *queue {
 	q := &queue{memCap: memCap, spool: sp, ready: make(chan struct{}, 1), st: st, log: log}
-	q.drops = &burst{log: log, msg: "fluentd: buffer full, oldest records dropped", total: &st.dropped}
+	st.dropped = drops.New(log, "fluentd: buffer full, oldest records dropped")
 	if sp != nil {
 		sp.onDrop = func(lines int, _ int64) { q.dropped(lines) }
 		sp.enforceCap()
@@ -38,10 +46,7 @@ func newQueue(memCap int64, sp *spool, st *counters, log *slog.Logger) *queue {
 	return q
 }
 
-func (q *queue) dropped(lines int) {
-	q.st.dropped.Add(uint64(lines))
-	q.drops.add(lines)
-}
+func (q *queue) dropped(lines int) { q.st.dropped.Add(lines) }
 
 // push adds a chunk at the end, spilling the oldest chunks in memory to
 // the spool while memory is over its bound.
@@ -49,7 +54,7 @@ func (q *queue) push(c *chunk) {
 	q.mu.Lock()
 	q.mem = append(q.mem, c)
 	q.memBytes += c.size()
-	for q.memBytes > q.memCap && len(q.mem) > 0 {
+	for q.memBytes+q.held > q.memCap && len(q.mem) > 0 {
 		q.spill(q.shift())
 	}
 	q.updateGauges()
@@ -100,8 +105,19 @@ func (q *queue) pop() *chunk {
 	if c == nil && len(q.mem) > 0 {
 		c = q.shift()
 	}
+	if c != nil {
+		q.held += c.size()
+	}
 	q.updateGauges()
 	return c
+}
+
+// release frees a chunk the sender got from pop and has delivered.
+func (q *queue) release(c *chunk) {
+	q.mu.Lock()
+	q.held -= c.size()
+	q.mu.Unlock()
+	c.release()
 }
 
 // empty reports whether nothing waits to be sent.
@@ -119,15 +135,17 @@ func (q *queue) empty() bool {
 	return true
 }
 
-// acked tells the spool that a chunk read from it was delivered.
-func (q *queue) acked(c *chunk) {
-	if c.seg == nil {
-		return
-	}
+// delivered tells the spool that a chunk read from it was delivered, and
+// frees the chunk.
+func (q *queue) delivered(c *chunk) {
 	q.mu.Lock()
-	q.spool.acked(c)
+	if c.seg != nil {
+		q.spool.acked(c)
+	}
+	q.held -= c.size()
 	q.updateGauges()
 	q.mu.Unlock()
+	c.release()
 }
 
 // persist writes chunks the sender still held (unacknowledged) and what is
@@ -137,27 +155,30 @@ func (q *queue) acked(c *chunk) {
 func (q *queue) persist(held []*chunk) (lost int) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	for _, c := range held {
+		q.held -= c.size()
+	}
 	all := append(held, q.mem...)
 	q.mem, q.memBytes = nil, 0
-	before := q.st.dropped.Load()
+	before := q.st.dropped.Total()
 	for _, c := range all {
 		if c.seg == nil || c.seg.dropped {
 			q.spill(c)
 		}
 	}
 	q.updateGauges()
-	return int(q.st.dropped.Load() - before)
+	return int(q.st.dropped.Total() - before)
 }
 
-// left returns the records and bytes waiting in the spool.
+// left returns the records and bytes the spool will send again: those
+// never handed out, and those handed out whose ack did not come.
 func (q *queue) left() (lines int, bytes int64) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.spool == nil {
 		return 0, 0
 	}
-	_, lines, _ = q.spool.pending()
-	return lines, q.spool.bytes
+	return q.spool.unacked(), q.spool.bytes
 }
 
 func (q *queue) updateGauges() {
@@ -170,11 +191,11 @@ func (q *queue) updateGauges() {
 
 // counters are the shipper's statistics, updated without locks.
 type counters struct {
-	received    atomic.Uint64 // lines (and parts of cut lines) from programs
-	records     atomic.Uint64 // records built (joined multiline records count once)
-	sent        atomic.Uint64 // records the server acknowledged (or took, without acks)
-	dropped     atomic.Uint64 // records dropped: buffer and spool full, or lost
-	resent      atomic.Uint64 // records sent again after an ack did not come
+	received    atomic.Uint64  // lines (and parts of cut lines) from programs
+	records     atomic.Uint64  // records built (joined multiline records count once)
+	sent        atomic.Uint64  // records the server acknowledged (or took, without acks)
+	dropped     *drops.Counter // records dropped: buffer and spool full, or lost
+	resent      atomic.Uint64  // records sent again after an ack did not come
 	resentMsgs  atomic.Uint64
 	reconnects  atomic.Uint64
 	queueBytes  atomic.Int64
@@ -183,31 +204,3 @@ type counters struct {
 	inFlight    atomic.Int64
 	connected   atomic.Bool
 }
-
-// burst logs one line per burst of drops: the first drop schedules a
-// report a second later, which sums up everything dropped meanwhile.
-type burst struct {
-	log       *slog.Logger
-	msg       string
-	total     *atomic.Uint64
-	unlogged  atomic.Uint64
-	reporting atomic.Bool
-}
-
-func (b *burst) add(n int) {
-	b.unlogged.Add(uint64(n))
-	if b.reporting.CompareAndSwap(false, true) {
-		time.AfterFunc(time.Second, b.report)
-	}
-}
-
-func (b *burst) report() {
-	n := b.unlogged.Swap(0)
-	b.reporting.Store(false)
-	if n > 0 {
-		b.log.Warn(b.msg, "dropped", n, "dropped_total", b.total.Load())
-	}
-}
-
-// flush reports what is left at once (at shutdown).
-func (b *burst) flush() { b.report() }

@@ -14,7 +14,7 @@ import (
 
 func testEncoder(programs map[string]*configs.ProgramLogs) *encoder {
 	return &encoder{
-		id:       identity{app: "shop", version: "1.2.3", host: "box", containerID: strings.Repeat("c", 64), fields: map[string]string{"env": "prod", "pid": "spoof"}},
+		id:       identity{app: "shop", version: "1.2.3", host: "box", containerID: strings.Repeat("c", 64), containerName: "/shop-1", fields: map[string]string{"env": "prod", "pid": "spoof", "container_name": "spoof"}},
 		tag:      "{app}.{program}",
 		programs: programs,
 		streams:  map[streamKey]*stream{},
@@ -53,7 +53,7 @@ func TestEntryFields(t *testing.T) {
 		t.Errorf("time %d.%09d", sec, nsec)
 	}
 	want := map[string]any{"log": "bad \xff and \x00", "source": "stderr", "program": "web", "app": "shop",
-		"version": "1.2.3", "host": "box", "container_id": strings.Repeat("c", 64), "pid": int64(7), "env": "prod"}
+		"version": "1.2.3", "host": "box", "container_id": strings.Repeat("c", 64), "container_name": "/shop-1", "pid": int64(7), "env": "prod"}
 	if len(rec) != len(want) {
 		t.Errorf("record %v, want %v", rec, want)
 	}

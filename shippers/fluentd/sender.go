@@ -6,11 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"slices"
 	"time"
 
 	"github.com/stewardhq/steward/configs"
+	"github.com/stewardhq/steward/internal/backoff"
 )
 
 // The sender keeps one connection to the first server that answers and
@@ -57,6 +57,35 @@ type sender struct {
 	hungry chan struct{}
 	abort  chan struct{} // closed when the flush deadline passes
 	done   chan struct{}
+
+	// deadline is when the flush must end (zero: none); set before
+	// closing is closed. Near it the sender stops writing and waits for
+	// the acks of what is in flight, so that a batch the server has is
+	// not left for the next steward to send again.
+	deadline time.Time
+	// ackLatency is how long acks have been taking lately (from the
+	// write to the ack): a slow peak at once, a slow decay.
+	ackLatency time.Duration
+}
+
+// minAckReserve is the least time kept at the end of the flush for acks.
+const minAckReserve = 50 * time.Millisecond
+
+// lastCall reports whether the flush deadline is so near that what is
+// written now would likely not be acknowledged in time: the sender then
+// only waits for the acks of what it has written.
+func (s *sender) lastCall() bool {
+	// deadline is read only once closing is seen closed: it was set
+	// before.
+	if !closed(s.closing) || s.deadline.IsZero() {
+		return false
+	}
+	return time.Until(s.deadline) < 2*s.ackLatency+minAckReserve
+}
+
+func (s *sender) noteAck(c *chunk) {
+	lat := time.Since(c.sentAt)
+	s.ackLatency = max(lat, s.ackLatency-s.ackLatency/8)
 }
 
 func closed(ch chan struct{}) bool {
@@ -84,7 +113,7 @@ func (s *sender) run() {
 		}
 	}()
 	defer cancel()
-	backoff := s.retryInitial
+	delay := backoff.Backoff{Initial: s.retryInitial, Max: s.retryMax}
 	cur := 0
 	var outage time.Time
 	attempts, connects := 0, 0
@@ -105,10 +134,9 @@ func (s *sender) run() {
 			if closed(s.closing) {
 				return // shutting down: keep what is left for the next steward
 			}
-			if !s.sleep(jitter(backoff)) {
+			if !s.sleep(delay.Next()) {
 				return
 			}
-			backoff = min(2*backoff, s.retryMax)
 			continue
 		}
 		cur = idx
@@ -136,7 +164,7 @@ func (s *sender) run() {
 		}
 		quiet = false
 		if progress {
-			backoff = s.retryInitial
+			delay.Reset()
 		}
 		outage = time.Now()
 		s.log.Warn("fluentd: connection lost; unacknowledged batches will be sent again",
@@ -144,10 +172,9 @@ func (s *sender) run() {
 		if errors.Is(err, errHeartbeat) && len(s.eps) > 1 {
 			cur = (cur + 1) % len(s.eps)
 		}
-		if !s.sleep(jitter(backoff)) {
+		if !s.sleep(delay.Next()) {
 			return
 		}
-		backoff = min(2*backoff, s.retryMax)
 	}
 }
 
@@ -156,12 +183,6 @@ func durationSince(t time.Time) string {
 		return "0s"
 	}
 	return time.Since(t).Round(time.Millisecond).String()
-}
-
-// jitter spreads d by ±20% so that many containers do not reconnect in
-// step.
-func jitter(d time.Duration) time.Duration {
-	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
 }
 
 // sleep waits d; it returns false when the flush deadline passed.
@@ -206,8 +227,7 @@ func (s *sender) next() *chunk {
 
 func (s *sender) delivered(c *chunk) {
 	s.st.sent.Add(uint64(c.lines))
-	s.q.acked(c)
-	c.release()
+	s.q.delivered(c)
 }
 
 // session sends on c until it fails or everything is sent at shutdown.
@@ -244,8 +264,21 @@ func (s *sender) session(c *conn) (progress bool, err error) {
 	}()
 	ackTimer := time.NewTimer(time.Hour)
 	defer ackTimer.Stop()
+	// take handles one ack; false when it names no chunk in flight.
+	take := func(id string) bool {
+		i := slices.IndexFunc(inflight, func(ch *chunk) bool { return ch.id == id })
+		if i < 0 {
+			return false
+		}
+		ch := inflight[i]
+		inflight = slices.Delete(inflight, i, i+1)
+		s.noteAck(ch)
+		s.delivered(ch)
+		progress = true
+		return true
+	}
 	for {
-		for len(inflight) < window {
+		for len(inflight) < window && !s.lastCall() {
 			ch := s.next()
 			if ch == nil {
 				select {
@@ -256,6 +289,10 @@ func (s *sender) session(c *conn) (progress bool, err error) {
 			}
 			if err := s.write(c, ch); err != nil {
 				s.retry = append([]*chunk{ch}, s.retry...)
+				// The server may have acknowledged batches just before
+				// the connection broke: take those acks before anything
+				// is marked for sending again.
+				s.lastAcks(acks, readErr, take)
 				return progress, err
 			}
 			if ch.id == "" {
@@ -269,22 +306,13 @@ func (s *sender) session(c *conn) (progress bool, err error) {
 		if len(inflight) == 0 && s.finished() {
 			return progress, nil
 		}
+		if len(inflight) == 0 && s.lastCall() {
+			return progress, errAborted // every ack is in; the rest stays in the spool
+		}
 		var timeout <-chan time.Time
 		if len(inflight) > 0 {
 			ackTimer.Reset(time.Until(inflight[0].sentAt.Add(s.ackTimeout)))
 			timeout = ackTimer.C
-		}
-		// take handles one ack; false when it names no chunk in flight.
-		take := func(id string) bool {
-			i := slices.IndexFunc(inflight, func(ch *chunk) bool { return ch.id == id })
-			if i < 0 {
-				return false
-			}
-			ch := inflight[i]
-			inflight = slices.Delete(inflight, i, i+1)
-			s.delivered(ch)
-			progress = true
-			return true
 		}
 		select {
 		case id := <-acks:
@@ -297,16 +325,7 @@ func (s *sender) session(c *conn) (progress bool, err error) {
 		case err := <-readErr:
 			// Acks read before the error count: a server that closes
 			// after acking (keepalive false) must not cause a resend.
-			for drained := false; !drained; {
-				select {
-				case id := <-acks:
-					if !take(id) {
-						drained = true
-					}
-				default:
-					drained = true
-				}
-			}
+			drainAcks(acks, take)
 			if !c.keepalive && len(inflight) == 0 {
 				return progress, errNoKeepalive
 			}
@@ -322,6 +341,45 @@ func (s *sender) session(c *conn) (progress bool, err error) {
 		}
 		if closed(s.abort) {
 			return progress, errAborted
+		}
+	}
+}
+
+// lastAckWait bounds the wait for acks still on their way when a write
+// failed: the reader soon fails too on a connection that broke.
+const lastAckWait = time.Second
+
+// lastAcks takes the acks the reader still delivers after a write failed,
+// until it fails too (or lastAckWait, or the flush deadline).
+func (s *sender) lastAcks(acks <-chan string, readErr <-chan error, take func(string) bool) {
+	t := time.NewTimer(lastAckWait)
+	defer t.Stop()
+	for {
+		select {
+		case id := <-acks:
+			take(id)
+		case <-readErr:
+			drainAcks(acks, take)
+			return
+		case <-t.C:
+			return
+		case <-s.abort:
+			return
+		}
+	}
+}
+
+// drainAcks takes the acks already read, up to one that names no chunk in
+// flight.
+func drainAcks(acks <-chan string, take func(string) bool) {
+	for {
+		select {
+		case id := <-acks:
+			if !take(id) {
+				return
+			}
+		default:
+			return
 		}
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stewardhq/steward/internal/testutil"
 	"github.com/stewardhq/steward/shippers/fluentd/fluentdtest"
 	"github.com/stewardhq/steward/supervisor"
 )
@@ -45,7 +46,7 @@ func closedAddr(t *testing.T) string {
 
 func (c *collector) waitAll(t *testing.T, prefix string, n int) {
 	t.Helper()
-	eventually(t, "all lines", func() bool {
+	testutil.Eventually(t, "all lines", func() bool {
 		for i := range n {
 			if c.has(prefix+strconv.Itoa(i)) == 0 {
 				return false
@@ -58,7 +59,7 @@ func (c *collector) waitAll(t *testing.T, prefix string, n int) {
 func TestDeliversEveryLine(t *testing.T) {
 	c := newCollector()
 	p := listen(t, fluentdtest.Config{OnEvent: c.onEvent(false)})
-	h := startShipper(t, loadConfig(t, config(t, []string{p.Addr()}, "")))
+	h := startShipper(t, testutil.LoadConfig(t, config(t, []string{p.Addr()}, ""), "app"))
 	h.publish("web", "stdout", "line ", 0, 10000)
 	h.close()
 	for i := range 10000 {
@@ -80,7 +81,7 @@ func TestDeliversEveryLine(t *testing.T) {
 func TestHandshakeWithSharedKeyAndUser(t *testing.T) {
 	c := newCollector()
 	p := listen(t, fluentdtest.Config{OnEvent: c.onEvent(false), SharedKey: "k", Users: map[string]string{"u": "pw"}})
-	h := startShipper(t, loadConfig(t, config(t, []string{p.Addr()}, "shared_key = \"k\"\nusername = \"u\"\npassword = \"pw\"\n")))
+	h := startShipper(t, testutil.LoadConfig(t, config(t, []string{p.Addr()}, "shared_key = \"k\"\nusername = \"u\"\npassword = \"pw\"\n"), "app"))
 	h.publish("web", "stdout", "l", 0, 100)
 	c.waitAll(t, "l", 100)
 	if st := p.Stats(); st.Handshakes != 1 || st.AuthFailures != 0 {
@@ -105,9 +106,9 @@ func TestHandshakeFailuresKeepEverything(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			p := listen(t, tc.peer)
-			h := startShipper(t, loadConfig(t, config(t, []string{p.Addr()}, tc.extra)))
+			h := startShipper(t, testutil.LoadConfig(t, config(t, []string{p.Addr()}, tc.extra), "app"))
 			h.publish("web", "stdout", "l", 0, 100)
-			eventually(t, "the failure in the log", func() bool { return h.out.contains(tc.logged) })
+			testutil.Eventually(t, "the failure in the log", func() bool { return h.out.contains(tc.logged) })
 			h.close()
 			if !h.out.contains("left_in_spool=100") {
 				t.Fatalf("lines not kept:\n%s", h.out)
@@ -130,14 +131,14 @@ func TestTLSAndUnixSocket(t *testing.T) {
 	os.WriteFile(ca, caPEM, 0o644)
 	c := newCollector()
 	tlsPeer := listen(t, fluentdtest.Config{OnEvent: c.onEvent(false), TLS: serverTLS})
-	h := startShipper(t, loadConfig(t, config(t, []string{tlsPeer.Addr()}, "[fluentd.tls]\nca = \""+ca+"\"\n")))
+	h := startShipper(t, testutil.LoadConfig(t, config(t, []string{tlsPeer.Addr()}, "[fluentd.tls]\nca = \""+ca+"\"\n"), "app"))
 	h.publish("web", "stdout", "tls", 0, 100)
 	c.waitAll(t, "tls", 100)
 
 	// Without the CA the server's certificate is refused.
-	h = startShipper(t, loadConfig(t, config(t, []string{tlsPeer.Addr()}, "")))
+	h = startShipper(t, testutil.LoadConfig(t, config(t, []string{tlsPeer.Addr()}, ""), "app"))
 	h.publish("web", "stdout", "x", 0, 1)
-	eventually(t, "a certificate error", func() bool { return h.out.contains("certificate") })
+	testutil.Eventually(t, "a certificate error", func() bool { return h.out.contains("certificate") })
 
 	sock := filepath.Join(t.TempDir(), "fluentd.sock")
 	unixPeer, err := fluentdtest.Listen("unix", sock, fluentdtest.Config{OnEvent: c.onEvent(false)})
@@ -145,7 +146,7 @@ func TestTLSAndUnixSocket(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { unixPeer.Close(); unixPeer.Wait() }()
-	h = startShipper(t, loadConfig(t, config(t, []string{unixPeer.Addr()}, "")))
+	h = startShipper(t, testutil.LoadConfig(t, config(t, []string{unixPeer.Addr()}, ""), "app"))
 	h.publish("web", "stdout", "unix", 0, 100)
 	c.waitAll(t, "unix", 100)
 }
@@ -153,7 +154,7 @@ func TestTLSAndUnixSocket(t *testing.T) {
 func TestFailover(t *testing.T) {
 	c := newCollector()
 	p := listen(t, fluentdtest.Config{OnEvent: c.onEvent(false)})
-	h := startShipper(t, loadConfig(t, config(t, []string{closedAddr(t), p.Addr()}, "")))
+	h := startShipper(t, testutil.LoadConfig(t, config(t, []string{closedAddr(t), p.Addr()}, ""), "app"))
 	h.publish("web", "stdout", "l", 0, 1000)
 	c.waitAll(t, "l", 1000)
 }
@@ -161,7 +162,7 @@ func TestFailover(t *testing.T) {
 func TestGzip(t *testing.T) {
 	c := newCollector()
 	p := listen(t, fluentdtest.Config{OnEvent: c.onEvent(false)})
-	h := startShipper(t, loadConfig(t, config(t, []string{p.Addr()}, `compress = "gzip"`)))
+	h := startShipper(t, testutil.LoadConfig(t, config(t, []string{p.Addr()}, `compress = "gzip"`), "app"))
 	h.publish("web", "stdout", "z", 0, 5000)
 	c.waitAll(t, "z", 5000)
 	c.mu.Lock()
@@ -179,7 +180,7 @@ func TestWithoutAcks(t *testing.T) {
 		chunks = append(chunks, m.Options["chunk"])
 		c.mu.Unlock()
 	}})
-	h := startShipper(t, loadConfig(t, config(t, []string{p.Addr()}, "require_ack = false")))
+	h := startShipper(t, testutil.LoadConfig(t, config(t, []string{p.Addr()}, "require_ack = false"), "app"))
 	h.publish("web", "stdout", "l", 0, 100)
 	c.waitAll(t, "l", 100)
 	h.close()
@@ -200,15 +201,15 @@ func TestWithoutAcks(t *testing.T) {
 func TestAckTimeoutResends(t *testing.T) {
 	c := newCollector()
 	var swallowed atomic.Bool
-	p := listen(t, fluentdtest.Config{OnEvent: c.onEvent(false), Respond: func(chunk string) []byte {
+	p := listen(t, fluentdtest.Config{OnEvent: c.onEvent(false), Respond: func(_ int, chunk string) []byte {
 		if swallowed.CompareAndSwap(false, true) {
 			return nil // no ack for the first batch
 		}
 		return append([]byte{0x81, 0xa3, 'a', 'c', 'k', 0xd9, byte(len(chunk))}, chunk...)
 	}})
-	h := startShipper(t, loadConfig(t, config(t, []string{p.Addr()}, `ack_timeout = "300ms"`)))
+	h := startShipper(t, testutil.LoadConfig(t, config(t, []string{p.Addr()}, `ack_timeout = "300ms"`), "app"))
 	h.publish("web", "stdout", "l", 0, 100)
-	eventually(t, "the batch resent", func() bool { return c.has("l0") == 2 })
+	testutil.Eventually(t, "the batch resent", func() bool { return c.has("l0") == 2 })
 	h.close()
 	if st := h.s.Stats(); st.Resent != 100 || st.ResentBatches != 1 || st.Sent != 100 {
 		t.Fatalf("stats %+v", st)
@@ -221,7 +222,7 @@ func TestAckTimeoutResends(t *testing.T) {
 func TestServerClosingAfterEachMessage(t *testing.T) {
 	c := newCollector()
 	p := listen(t, fluentdtest.Config{OnEvent: c.onEvent(false), SharedKey: "k", DenyKeepalive: true})
-	h := startShipper(t, loadConfig(t, config(t, []string{p.Addr()}, "shared_key = \"k\"\nbatch_bytes = \"4KiB\"\n")))
+	h := startShipper(t, testutil.LoadConfig(t, config(t, []string{p.Addr()}, "shared_key = \"k\"\nbatch_bytes = \"4KiB\"\n"), "app"))
 	h.publish("web", "stdout", "l", 0, 1000)
 	c.waitAll(t, "l", 1000)
 	h.close()
@@ -236,13 +237,13 @@ func TestHeartbeatFailover(t *testing.T) {
 	c1, c2 := newCollector(), newCollector()
 	silent := listen(t, fluentdtest.Config{OnEvent: c1.onEvent(false)}) // no UDP answers
 	live := listen(t, fluentdtest.Config{OnEvent: c2.onEvent(false), UDPHeartbeat: true})
-	h := startShipper(t, loadConfig(t, config(t, []string{silent.Addr(), live.Addr()},
-		"heartbeat = \"udp\"\nheartbeat_interval = \"100ms\"\n")))
-	eventually(t, "a connection to the first address", func() bool { return silent.Stats().Connections == 1 })
-	eventually(t, "failover", func() bool { return h.out.contains("no UDP heartbeat reply") })
+	h := startShipper(t, testutil.LoadConfig(t, config(t, []string{silent.Addr(), live.Addr()},
+		"heartbeat = \"udp\"\nheartbeat_interval = \"100ms\"\n"), "app"))
+	testutil.Eventually(t, "a connection to the first address", func() bool { return silent.Stats().Connections == 1 })
+	testutil.Eventually(t, "failover", func() bool { return h.out.contains("no UDP heartbeat reply") })
 	h.publish("web", "stdout", "b", 0, 10)
 	c2.waitAll(t, "b", 10)
-	eventually(t, "heartbeats to the live server", func() bool { return live.Stats().Heartbeats > 0 })
+	testutil.Eventually(t, "heartbeats to the live server", func() bool { return live.Stats().Heartbeats > 0 })
 	if c1.count() != 0 {
 		t.Fatal("lines went to the silent server after failover")
 	}
@@ -252,13 +253,13 @@ func TestHeartbeatFailover(t *testing.T) {
 // deadline everything unacknowledged is kept, and the next shipper on the
 // same spool sends it.
 func TestCloseLeavesTheRestInTheSpool(t *testing.T) {
-	mute := listen(t, fluentdtest.Config{Respond: func(string) []byte { return nil }})
+	mute := listen(t, fluentdtest.Config{Respond: func(int, string) []byte { return nil }})
 	spool := filepath.Join(t.TempDir(), "spool")
-	cfg := loadConfig(t, config(t, []string{mute.Addr()}, "batch_bytes = \"4KiB\"\n"))
+	cfg := testutil.LoadConfig(t, config(t, []string{mute.Addr()}, "batch_bytes = \"4KiB\"\n"), "app")
 	cfg.Fluentd.SpoolDir = spool
 	h := startShipper(t, cfg)
 	h.publish("web", "stdout", "l", 0, 2000)
-	eventually(t, "batches in flight", func() bool { return h.s.Stats().InFlight > 0 })
+	testutil.Eventually(t, "batches in flight", func() bool { return h.s.Stats().InFlight > 0 })
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	h.s.Close(ctx)
 	cancel()
@@ -268,7 +269,7 @@ func TestCloseLeavesTheRestInTheSpool(t *testing.T) {
 
 	c := newCollector()
 	p := listen(t, fluentdtest.Config{OnEvent: c.onEvent(false)})
-	cfg = loadConfig(t, config(t, []string{p.Addr()}, ""))
+	cfg = testutil.LoadConfig(t, config(t, []string{p.Addr()}, ""), "app")
 	cfg.Fluentd.SpoolDir = spool
 	h = startShipper(t, cfg)
 	c.waitAll(t, "l", 2000)
@@ -281,7 +282,7 @@ func TestCloseLeavesTheRestInTheSpool(t *testing.T) {
 }
 
 func TestWithoutSpoolLossIsReported(t *testing.T) {
-	h := startShipper(t, loadConfig(t, config(t, []string{closedAddr(t)}, "spool_max_bytes = 0\nqueue_bytes = \"64KiB\"\nbatch_bytes = \"4KiB\"\n")))
+	h := startShipper(t, testutil.LoadConfig(t, config(t, []string{closedAddr(t)}, "spool_max_bytes = 0\nqueue_bytes = \"64KiB\"\nbatch_bytes = \"4KiB\"\n"), "app"))
 	h.publish("web", "stdout", "l", 0, 5000)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
@@ -295,7 +296,7 @@ func TestWithoutSpoolLossIsReported(t *testing.T) {
 func TestUnwritableSpoolDirFallsBackToTemp(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "file")
 	os.WriteFile(file, nil, 0o644)
-	cfg := loadConfig(t, config(t, []string{closedAddr(t)}, ""))
+	cfg := testutil.LoadConfig(t, config(t, []string{closedAddr(t)}, ""), "app")
 	cfg.Fluentd.SpoolDir = filepath.Join(file, "spool") // under a file: cannot be made
 	h := startShipper(t, cfg)
 	if !h.out.contains("using a temporary one") || h.s.spool == nil || !strings.HasPrefix(h.s.spool.dir, os.TempDir()) {
@@ -310,14 +311,14 @@ func TestUnwritableSpoolDirFallsBackToTemp(t *testing.T) {
 func TestMultiline(t *testing.T) {
 	c := newCollector()
 	p := listen(t, fluentdtest.Config{OnEvent: c.onEvent(true)})
-	h := startShipper(t, loadConfig(t, config(t, []string{p.Addr()}, `
+	h := startShipper(t, testutil.LoadConfig(t, config(t, []string{p.Addr()}, `
 [programs.java]
 command = ["java"]
 [programs.java.logs]
 multiline_start = "^\\S"
 multiline_timeout = "100ms"
 multiline_max_bytes = 2048
-`)))
+`), "app"))
 	pub := func(pid int, lines ...string) {
 		var b []supervisor.LogRecord
 		for _, l := range lines {
@@ -326,14 +327,14 @@ multiline_max_bytes = 2048
 		h.logs.PublishBatch(b)
 	}
 	pub(1, "Exception in main", "  at a()", "  at b()", "next record")
-	eventually(t, "the joined trace", func() bool { return c.has("Exception in main\n  at a()\n  at b()") == 1 })
-	eventually(t, "the last record after the timeout", func() bool { return c.has("next record") == 1 })
+	testutil.Eventually(t, "the joined trace", func() bool { return c.has("Exception in main\n  at a()\n  at b()") == 1 })
+	testutil.Eventually(t, "the last record after the timeout", func() bool { return c.has("next record") == 1 })
 	pub(1, "start", "  cont")
 	pub(2, "  from the next process")
-	eventually(t, "flush on a new process", func() bool { return c.has("start\n  cont") == 1 })
+	testutil.Eventually(t, "flush on a new process", func() bool { return c.has("start\n  cont") == 1 })
 	long := strings.Repeat("y", 1500)
 	pub(2, "big", "  "+long, "  "+long)
-	eventually(t, "flush at max bytes", func() bool { return c.has("big\n  "+long) == 1 })
+	testutil.Eventually(t, "flush at max bytes", func() bool { return c.has("big\n  "+long) == 1 })
 	// Other programs are not joined.
 	h.publish("web", "stdout", "  indented ", 0, 2)
 	c.waitAll(t, "  indented ", 2)
@@ -362,10 +363,10 @@ func TestFlushDeadlineWithAServerThatStopsReading(t *testing.T) {
 			accepted <- c // never read from
 		}
 	}()
-	h := startShipper(t, loadConfig(t, config(t, []string{"tcp://" + ln.Addr().String()}, "ack_timeout = \"1h\"\nbatch_bytes = \"4MiB\"\nqueue_bytes = \"16MiB\"\n")))
+	h := startShipper(t, testutil.LoadConfig(t, config(t, []string{"tcp://" + ln.Addr().String()}, "ack_timeout = \"1h\"\nbatch_bytes = \"4MiB\"\nqueue_bytes = \"16MiB\"\n"), "app"))
 	long := strings.Repeat("x", 1000)
 	h.publish("web", "stdout", long, 0, 30000) // 30 MB: more than the socket buffers hold
-	eventually(t, "a connection and every record encoded", func() bool {
+	testutil.Eventually(t, "a connection and every record encoded", func() bool {
 		st := h.s.Stats()
 		return st.Connected && st.Records == 30000
 	})

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -47,15 +48,20 @@ type segment struct {
 	records, lines         int // in the file from its start offset on
 	readOff                int64
 	readRecords, readLines int
+	ackedLines             int // of the records before ackedOff
 	// inflight lists records handed out and not yet acknowledged, in file
 	// order, to move the header's offset over the acknowledged prefix.
 	inflight []inflightRec
 	ackedOff int64
-	dropped  bool
+	// headerOff is the offset the header last recorded, headerAt when.
+	headerOff int64
+	headerAt  time.Time
+	dropped   bool
 }
 
 type inflightRec struct {
 	off, end int64
+	lines    int
 	done     bool
 }
 
@@ -70,6 +76,12 @@ type spool struct {
 	nextSeq  uint64
 	// onDrop is told of the records lost when the oldest segment goes.
 	onDrop func(records int, bytes int64)
+	// temporary: dir was made because spool_dir was unusable, so what it
+	// keeps dies with the container.
+	temporary bool
+	// bufs, when set, lends the buffers records are read into (the
+	// batcher's), so reading the spool back allocates nothing.
+	bufs *sync.Pool
 }
 
 // openSpool locks dir and loads the segments found there.
@@ -139,7 +151,7 @@ func loadSegment(path string, seq uint64) (*segment, error) {
 	if start < segHeaderLen || start > st.Size() {
 		start = segHeaderLen
 	}
-	seg.readOff, seg.ackedOff = start, start
+	seg.readOff, seg.ackedOff, seg.headerOff = start, start, start
 	off := start
 	var rh [recHeaderLen]byte
 	for {
@@ -179,21 +191,61 @@ func (s *spool) append(c *chunk) error {
 			return err
 		}
 	}
-	rec := make([]byte, recHeaderLen+len(c.id)+len(c.msg))
-	binary.BigEndian.PutUint32(rec[0:], uint32(len(c.msg)))
-	binary.BigEndian.PutUint32(rec[4:], crc32.Checksum(c.msg, crcTable()))
-	binary.BigEndian.PutUint32(rec[8:], uint32(c.lines))
-	rec[12] = byte(len(c.id))
-	copy(rec[recHeaderLen:], c.id)
-	copy(rec[recHeaderLen+len(c.id):], c.msg)
-	if _, err := seg.f.WriteAt(rec, seg.size); err != nil {
+	// Header, id and message in one pwritev: the message is not copied
+	// into a record buffer (a batch-sized allocation per spilled batch).
+	var hdr [recHeaderLen + 255]byte
+	binary.BigEndian.PutUint32(hdr[0:], uint32(len(c.msg)))
+	binary.BigEndian.PutUint32(hdr[4:], crc32.Checksum(c.msg, crcTable()))
+	binary.BigEndian.PutUint32(hdr[8:], uint32(c.lines))
+	hdr[12] = byte(len(c.id))
+	n := recHeaderLen + copy(hdr[recHeaderLen:], c.id)
+	total := n + len(c.msg)
+	if err := pwriteAll(seg.f, [][]byte{hdr[:n], c.msg}, seg.size, total); err != nil {
 		return fmt.Errorf("fluentd: spool: %w", err)
 	}
-	seg.size += int64(len(rec))
+	seg.size += int64(total)
 	seg.records++
 	seg.lines += c.lines
-	s.bytes += int64(len(rec))
+	s.bytes += int64(total)
 	s.enforceCap()
+	return nil
+}
+
+// pwriteAll writes bufs at off, total bytes in all.
+func pwriteAll(f *os.File, bufs [][]byte, off int64, total int) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	for total > 0 {
+		var n int
+		var werr error
+		if err := rc.Write(func(fd uintptr) bool {
+			n, werr = unix.Pwritev(int(fd), bufs, off)
+			return werr != unix.EAGAIN
+		}); err != nil {
+			return err
+		}
+		if werr == unix.EINTR {
+			continue
+		}
+		if werr != nil {
+			return werr
+		}
+		if n == 0 {
+			return io.ErrShortWrite
+		}
+		total -= n
+		off += int64(n)
+		for n > 0 {
+			k := min(n, len(bufs[0]))
+			bufs[0] = bufs[0][k:]
+			n -= k
+			if len(bufs[0]) == 0 {
+				bufs = bufs[1:]
+			}
+		}
+	}
 	return nil
 }
 
@@ -213,7 +265,7 @@ func (s *spool) newSegment() (*segment, error) {
 		return nil, fmt.Errorf("fluentd: spool: %w", err)
 	}
 	s.nextSeq++
-	seg := &segment{seq: seq, path: path, f: f, size: segHeaderLen, readOff: segHeaderLen, ackedOff: segHeaderLen}
+	seg := &segment{seq: seq, path: path, f: f, size: segHeaderLen, readOff: segHeaderLen, ackedOff: segHeaderLen, headerOff: segHeaderLen}
 	s.segs = append(s.segs, seg)
 	s.bytes += segHeaderLen
 	return seg, nil
@@ -254,7 +306,7 @@ func (s *spool) next() *chunk {
 		if seg.readOff >= seg.size {
 			continue
 		}
-		c, err := seg.read()
+		c, err := seg.read(s.bufs)
 		if err != nil {
 			lost := seg.lines - seg.readLines
 			s.log.Warn("fluentd: spool segment damaged, rest of it skipped", "path", seg.path, "offset", seg.readOff, "records_lost", lost, "err", err)
@@ -270,7 +322,7 @@ func (s *spool) next() *chunk {
 	return nil
 }
 
-func (seg *segment) read() (*chunk, error) {
+func (seg *segment) read(bufs *sync.Pool) (*chunk, error) {
 	var rh [recHeaderLen]byte
 	if _, err := seg.f.ReadAt(rh[:], seg.readOff); err != nil {
 		return nil, err
@@ -281,16 +333,29 @@ func (seg *segment) read() (*chunk, error) {
 	if end > seg.size {
 		return nil, io.ErrUnexpectedEOF
 	}
-	buf := make([]byte, idLen+n)
+	c := &chunk{seg: seg, off: seg.readOff, lines: int(binary.BigEndian.Uint32(rh[8:]))}
+	var buf []byte
+	if bufs != nil {
+		if p, ok := bufs.Get().(*[]byte); ok && cap(*p) >= idLen+n {
+			c.buf, c.bufs = p, bufs
+			buf = (*p)[:idLen+n]
+		} else if ok {
+			bufs.Put(p)
+		}
+	}
+	if buf == nil {
+		buf = make([]byte, idLen+n)
+	}
 	if _, err := seg.f.ReadAt(buf, seg.readOff+recHeaderLen); err != nil {
+		c.release()
 		return nil, err
 	}
-	msg := buf[idLen:]
-	if crc32.Checksum(msg, crcTable()) != binary.BigEndian.Uint32(rh[4:]) {
+	c.id, c.msg = string(buf[:idLen]), buf[idLen:]
+	if crc32.Checksum(c.msg, crcTable()) != binary.BigEndian.Uint32(rh[4:]) {
+		c.release()
 		return nil, errors.New("checksum mismatch")
 	}
-	c := &chunk{id: string(buf[:idLen]), lines: int(binary.BigEndian.Uint32(rh[8:])), msg: msg, seg: seg, off: seg.readOff}
-	seg.inflight = append(seg.inflight, inflightRec{off: seg.readOff, end: end})
+	seg.inflight = append(seg.inflight, inflightRec{off: seg.readOff, end: end, lines: c.lines})
 	seg.readOff = end
 	seg.readRecords++
 	seg.readLines += c.lines
@@ -312,16 +377,36 @@ func (s *spool) acked(c *chunk) {
 	moved := false
 	for len(seg.inflight) > 0 && seg.inflight[0].done {
 		seg.ackedOff = seg.inflight[0].end
+		seg.ackedLines += seg.inflight[0].lines
 		seg.inflight = seg.inflight[1:]
 		moved = true
 	}
 	if s.maybeRemove(seg) || !moved {
 		return
 	}
+	// The header is written at most every headerEvery (and at close): a
+	// write per ack costs a syscall per batch, and a header that lags
+	// costs only the duplicates of that moment's acks if steward is
+	// killed.
+	if now := time.Now(); now.Sub(seg.headerAt) >= headerEvery {
+		seg.headerAt = now
+		seg.writeHeader()
+	}
+}
+
+const headerEvery = 100 * time.Millisecond
+
+// writeHeader records the acknowledged offset in the segment's header. A
+// failed write costs only duplicates after a restart.
+func (seg *segment) writeHeader() {
+	if seg.headerOff == seg.ackedOff {
+		return
+	}
 	var off [8]byte
 	binary.BigEndian.PutUint64(off[:], uint64(seg.ackedOff))
-	// A failed header update costs only duplicates after a restart.
-	_, _ = seg.f.WriteAt(off[:], 8)
+	if _, err := seg.f.WriteAt(off[:], 8); err == nil {
+		seg.headerOff = seg.ackedOff
+	}
 }
 
 // maybeRemove deletes a segment once every record in it was handed out
@@ -345,12 +430,22 @@ func (s *spool) pending() (records, lines int, bytes int64) {
 	return records, lines, bytes
 }
 
+// unacked returns the records a next steward on this spool would send:
+// everything after each segment's acknowledged prefix.
+func (s *spool) unacked() (lines int) {
+	for _, seg := range s.segs {
+		lines += seg.lines - seg.ackedLines
+	}
+	return lines
+}
+
 // close syncs and closes every segment and releases the lock. Records
 // handed out and not acknowledged stay in the files, after the header's
 // offset, and are sent again by the next steward.
 func (s *spool) close() error {
 	var errs []error
 	for _, seg := range s.segs {
+		seg.writeHeader()
 		if err := seg.f.Sync(); err != nil {
 			errs = append(errs, err)
 		}

@@ -146,8 +146,8 @@ func TestQueueWithoutSpoolDropsOldest(t *testing.T) {
 	for i := range 30 {
 		q.push(testChunk(i, 2)) // about 1 KB each
 	}
-	if st.dropped.Load() != 2*(30-9) {
-		t.Fatalf("dropped %d, want %d", st.dropped.Load(), 2*(30-9))
+	if st.dropped.Total() != 2*(30-9) {
+		t.Fatalf("dropped %d, want %d", st.dropped.Total(), 2*(30-9))
 	}
 	if c := q.pop(); c.id != "id-21" {
 		t.Fatalf("oldest kept is %s, want id-21", c.id)
@@ -162,15 +162,15 @@ func TestQueueSpillsOldestAndReadsSpoolFirst(t *testing.T) {
 	for i := range 20 {
 		q.push(testChunk(i, 1))
 	}
-	if st.dropped.Load() != 0 || st.spoolBytes.Load() == 0 || st.queueBytes.Load() > 5000 {
-		t.Fatalf("dropped %d, spool %d bytes, memory %d bytes", st.dropped.Load(), st.spoolBytes.Load(), st.queueBytes.Load())
+	if st.dropped.Total() != 0 || st.spoolBytes.Load() == 0 || st.queueBytes.Load() > 5000 {
+		t.Fatalf("dropped %d, spool %d bytes, memory %d bytes", st.dropped.Total(), st.spoolBytes.Load(), st.queueBytes.Load())
 	}
 	for i := range 20 {
 		c := q.pop()
 		if c == nil || c.id != fmt.Sprintf("id-%d", i) {
 			t.Fatalf("pop %d: %v", i, c)
 		}
-		q.acked(c)
+		q.delivered(c)
 	}
 	if !q.empty() {
 		t.Fatal("queue not empty")

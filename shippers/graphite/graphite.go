@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/stewardhq/steward/collectors"
+	"github.com/stewardhq/steward/internal/backoff"
 )
 
 // Protocols.
@@ -371,7 +372,7 @@ func (d *dest) dropRest() int {
 // timestamp).
 func (d *dest) run() {
 	cfg := d.s.cfg
-	delay := cfg.RetryMin
+	delay := backoff.Backoff{Initial: cfg.RetryMin, Max: cfg.RetryMax}
 	var downSince time.Time
 	for {
 		bufs, samples := d.head()
@@ -392,7 +393,7 @@ func (d *dest) run() {
 				d.s.log.Info("graphite: sending again", "server", d.name, "after", time.Since(downSince).Round(time.Millisecond).String(), "dropped", lost)
 				downSince = time.Time{}
 			}
-			delay = cfg.RetryMin
+			delay.Reset()
 			continue
 		}
 		d.errors.Add(1)
@@ -400,13 +401,12 @@ func (d *dest) run() {
 			downSince = time.Now()
 			d.s.log.Warn("graphite: cannot send, keeping samples until it works", "server", d.name, "err", err)
 		}
-		t := time.NewTimer(delay)
+		t := time.NewTimer(delay.Next())
 		select {
 		case <-t.C:
 		case <-d.s.abort:
 			t.Stop()
 			return
 		}
-		delay = min(delay*2, cfg.RetryMax)
 	}
 }

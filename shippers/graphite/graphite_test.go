@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/stewardhq/steward/collectors"
+	"github.com/stewardhq/steward/internal/testutil"
 )
 
 var discard = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -361,7 +362,7 @@ func TestBlackHole(t *testing.T) {
 // arrive.
 func TestGarbageServer(t *testing.T) {
 	srv := newServer(t)
-	var got lockedBuffer
+	var got testutil.LockedBuffer
 	srv.set(func(s *server) {
 		s.handle = func(c net.Conn) {
 			c.Write([]byte("HTTP/1.1 400 Bad Request\r\n\r\n\x00\xff garbage"))
@@ -425,7 +426,7 @@ func TestUDP(t *testing.T) {
 }
 
 func TestPrint(t *testing.T) {
-	var out lockedBuffer
+	var out testutil.LockedBuffer
 	s := newShipper(t, Config{Print: &out, Mode: ModePath})
 	s.Ship(roundAt(1, 2))
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -450,21 +451,4 @@ func TestNewErrors(t *testing.T) {
 			t.Errorf("%+v accepted", cfg)
 		}
 	}
-}
-
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

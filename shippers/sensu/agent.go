@@ -16,9 +16,10 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"math"
+	"math/rand/v2"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"slices"
 	"strings"
@@ -30,6 +31,7 @@ import (
 
 	"github.com/stewardhq/steward/checks"
 	"github.com/stewardhq/steward/configs"
+	"github.com/stewardhq/steward/internal/backoff"
 )
 
 // Identity is who the agent reports as.
@@ -39,6 +41,11 @@ type Identity struct {
 	Hostname string
 	// Root is the filesystem root read for system information ("/").
 	Root string
+	// StewardVersion is steward's own version (sensu_agent_version and the
+	// User-Agent), not the app's.
+	StewardVersion string
+	// Getenv reads steward's environment for system facts (os.Getenv).
+	Getenv func(string) string
 }
 
 // Transport timings, those of sensu-agent 6.x: a ping every 30 s and the
@@ -71,6 +78,8 @@ type Stats struct {
 	Queued     int    // events waiting
 	Reconnects uint64 // connections made after the first
 	Requests   uint64 // check requests executed
+	Refused    uint64 // check requests whose command the allow list refused
+	Coalesced  uint64 // queued results replaced by a newer one of the same status
 }
 
 // Agent is steward's Sensu agent.
@@ -85,6 +94,10 @@ type Agent struct {
 
 	entityTemplate entity
 	queue          *queue
+	// backends are the backend URLs in this agent's own random order, as
+	// sensu-agent shuffles them: a fleet spreads over a cluster.
+	backends []string
+	pace     *pacer
 
 	seqMu sync.Mutex
 	seq   map[string]int64
@@ -107,8 +120,10 @@ type Agent struct {
 	sent       atomic.Uint64
 	reconnects atomic.Uint64
 	requests   atomic.Uint64
+	refused    atomic.Uint64
 
 	lastDialErr string
+	deregQueued bool // the run goroutine's
 }
 
 // New prepares the agent; Start connects it.
@@ -128,6 +143,12 @@ func New(cfg *configs.Sensu, id Identity, ex checks.Executor, log *slog.Logger) 
 	if id.Root == "" {
 		id.Root = "/"
 	}
+	if id.Getenv == nil {
+		id.Getenv = os.Getenv
+	}
+	if id.StewardVersion == "" {
+		id.StewardVersion = "devel"
+	}
 	a := &Agent{
 		cfg: cfg, id: id, ex: ex, log: log.With("component", "sensu"),
 		dialer: &websocket.Dialer{HandshakeTimeout: handshakeTimeout, TLSClientConfig: tlsConfig,
@@ -138,7 +159,10 @@ func New(cfg *configs.Sensu, id Identity, ex checks.Executor, log *slog.Logger) 
 		done:      make(chan struct{}),
 		finishing: make(chan struct{}),
 	}
+	a.backends = slices.Clone(cfg.BackendURLs)
+	rand.Shuffle(len(a.backends), func(i, j int) { a.backends[i], a.backends[j] = a.backends[j], a.backends[i] })
 	a.queue = newQueue(cfg.QueueSize, a.log)
+	a.pace = newPacer(cfg.EventSpacing.D(), cfg.APIKey != "")
 	a.header = a.transportHeader()
 	a.entityTemplate = a.newEntity()
 	a.backend.Store("")
@@ -155,7 +179,7 @@ func (a *Agent) transportHeader() http.Header {
 	h.Set("Sensu-User", a.cfg.User)
 	h.Set("Sensu-Subscriptions", strings.Join(a.cfg.Subscriptions, ","))
 	h.Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(a.cfg.User+":"+a.cfg.Password)))
-	h.Set("User-Agent", "steward/"+a.id.Version)
+	h.Set("User-Agent", a.userAgent())
 	return h
 }
 
@@ -175,13 +199,14 @@ func (a *Agent) newEntity() entity {
 	}
 	return entity{
 		EntityClass:       "agent",
-		System:            systemInfo(a.id.Root, a.id.Hostname),
+		System:            systemInfo(a.id.Root, a.id.Hostname, a.id.Getenv),
 		Subscriptions:     subs,
 		Deregister:        a.cfg.Deregister,
 		Deregistration:    deregistration{Handler: a.cfg.DeregistrationHandler},
 		User:              a.cfg.User,
 		Metadata:          meta,
-		SensuAgentVersion: "steward/" + a.id.Version,
+		SensuAgentVersion: a.userAgent(),
+		Redact:            a.cfg.Redact,
 		KeepaliveHandlers: a.cfg.KeepaliveHandlers,
 	}
 }
@@ -195,7 +220,8 @@ func (a *Agent) entity() *entity {
 // Stats returns the agent's counters.
 func (a *Agent) Stats() Stats {
 	return Stats{Connected: a.connected.Load(), Backend: a.backend.Load().(string), Sent: a.sent.Load(),
-		Dropped: a.queue.dropped.Load(), Queued: a.queue.len(), Reconnects: a.reconnects.Load(), Requests: a.requests.Load()}
+		Dropped: a.queue.dropped.Total(), Queued: a.queue.len(), Reconnects: a.reconnects.Load(), Requests: a.requests.Load(),
+		Refused: a.refused.Load(), Coalesced: a.queue.coalesced.Load()}
 }
 
 // Start connects to the backend in the background and keeps the
@@ -218,9 +244,31 @@ func (a *Agent) Publish(r checks.Report) {
 		Interval: uint32(r.Interval.Round(time.Second) / time.Second), Timeout: uint32(r.Timeout.Round(time.Second) / time.Second),
 		Subscriptions: []string{}, EnvVars: []string{}, OutputMetricHandlers: []string{}, Pipelines: []any{},
 		Executed: r.Executed.Unix(), Issued: r.Executed.Unix(), Duration: r.Duration.Seconds(),
-		Output: r.Output, Status: uint32(r.Status),
+		Output: r.Output, Status: uint32(r.Status), Scheduler: corev2MemoryScheduler,
+		OutputMetricFormat: r.OutputMetricFormat,
 	}
-	a.enqueue(c)
+	a.enqueue(c, eventMetricsOf(r))
+}
+
+// eventMetricsOf is the metrics of a check with an output_metric_format
+// for its event, nil for other checks. NaN and infinities, which JSON
+// cannot carry, are left out.
+func eventMetricsOf(r checks.Report) *eventMetrics {
+	if r.OutputMetricFormat == "" {
+		return nil
+	}
+	m := &eventMetrics{Handlers: []string{}, Points: []metricPoint{}}
+	for _, p := range r.Metrics {
+		if math.IsNaN(p.Value) || math.IsInf(p.Value, 0) {
+			continue
+		}
+		mp := metricPoint{Name: p.Name, Value: p.Value, Timestamp: p.Timestamp, Tags: []metricTag{}}
+		for _, t := range p.Tags {
+			mp.Tags = append(mp.Tags, metricTag{Name: t.Name, Value: t.Value})
+		}
+		m.Points = append(m.Points, mp)
+	}
+	return m
 }
 
 func nonNil(s []string) []string {
@@ -230,14 +278,23 @@ func nonNil(s []string) []string {
 	return s
 }
 
-func (a *Agent) enqueue(c *check) {
-	b, err := json.Marshal(a.newEvent(c))
+// corev2MemoryScheduler is core/v2's MemoryScheduler.
+const corev2MemoryScheduler = "memory"
+
+func (a *Agent) enqueue(c *check, metrics *eventMetrics) {
+	c.ProcessedBy = a.cfg.EntityName
+	ev := a.newEvent(c)
+	ev.Metrics = metrics
+	b, err := json.Marshal(ev)
 	if err != nil {
 		a.log.Error("sensu: encoding event", "check", c.Metadata.Name, "err", err)
 		return
 	}
-	a.queue.push(message{typ: msgEvent, payload: b})
+	a.queue.push(message{typ: msgEvent, payload: b, check: c.Metadata.Name, status: c.Status, id: ev.ID, seq: ev.Sequence})
 }
+
+// idle reports whether nothing waits to be sent and no result is in flight.
+func (a *Agent) idle() bool { return a.queue.len() == 0 && a.pace.idle(time.Now()) }
 
 func (a *Agent) newEvent(c *check) *event {
 	a.seqMu.Lock()
@@ -268,32 +325,31 @@ func (a *Agent) keepalive(seq int64) message {
 
 func (a *Agent) run() {
 	defer close(a.done)
-	delay := retryMin
+	delay := backoff.Backoff{Initial: retryMin, Max: retryMax}
 	for i := 0; ; i++ {
 		if a.runCtx.Err() != nil {
 			return
 		}
 		finishing := a.isFinishing()
-		u := a.cfg.BackendURLs[i%len(a.cfg.BackendURLs)]
+		u := a.backends[i%len(a.backends)]
 		conn, err := a.dial(u)
 		if err != nil {
-			if finishing && i+1 >= len(a.cfg.BackendURLs) {
+			if finishing && i+1 >= len(a.backends) {
 				a.log.Warn("sensu: no backend reachable to send the last events", "queued", a.queue.len())
 				return
 			}
-			if !finishing && (i+1)%len(a.cfg.BackendURLs) == 0 {
+			if !finishing && (i+1)%len(a.backends) == 0 {
 				// Every backend failed once: wait before the next round.
 				select {
-				case <-time.After(delay):
+				case <-time.After(delay.Next()):
 				case <-a.finishing:
 				case <-a.runCtx.Done():
 					return
 				}
-				delay = min(delay*2, retryMax)
 			}
 			continue
 		}
-		delay = retryMin
+		delay.Reset()
 		if i > 0 {
 			a.reconnects.Add(1)
 		}
@@ -317,7 +373,7 @@ func (a *Agent) isFinishing() bool {
 // dial connects to one backend. Handshake failures are logged once each,
 // naming the cause, never the password.
 func (a *Agent) dial(rawURL string) (*websocket.Conn, error) {
-	shown := redact(rawURL)
+	shown := configs.RedactURL(rawURL)
 	// gorilla/websocket stops a handshake at its timeout, not when the
 	// context is cancelled; closing the raw connection at cancellation keeps
 	// a hanging backend from holding up a stop.
@@ -374,20 +430,12 @@ func (a *Agent) dial(rawURL string) (*websocket.Conn, error) {
 	return conn, nil
 }
 
-func redact(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "(unparsable URL)"
-	}
-	return u.Redacted()
-}
-
 // session runs one connection: a keepalive at once and every interval,
 // queued events as they come, check requests from the backend. It returns
 // true once the agent has finished (last events sent, connection closed).
 func (a *Agent) session(conn *websocket.Conn, rawURL string) (finished bool) {
 	a.connected.Store(true)
-	a.backend.Store(redact(rawURL))
+	a.backend.Store(configs.RedactURL(rawURL))
 	defer func() {
 		a.connected.Store(false)
 		a.backend.Store("")
@@ -414,7 +462,30 @@ func (a *Agent) session(conn *websocket.Conn, rawURL string) (finished bool) {
 	defer keepalives.Stop()
 	pings := time.NewTicker(heartbeatInterval)
 	defer pings.Stop()
+	// due wakes the loop when a check held back by the pacer may go.
+	due := time.NewTimer(time.Hour)
+	defer due.Stop()
+	finishing := a.finishing
+	if a.isFinishing() {
+		finishing = nil
+		a.execStop()
+	}
 	for {
+		if err := a.flush(conn); err != nil {
+			a.log.Warn("sensu: connection lost", "err", err)
+			return false
+		}
+		// Without an API key nothing is deleted at the end, so nothing
+		// needs to be seen stored first.
+		if finishing == nil && a.queue.len() == 0 && (!a.pace.confirm || a.pace.idle(time.Now())) {
+			if done := a.finishOn(conn); done {
+				return true
+			}
+			continue // the deregistration event was queued
+		}
+		if next := a.pace.nextDue(); !next.IsZero() {
+			due.Reset(max(time.Until(next), time.Millisecond))
+		}
 		select {
 		case <-keepalives.C:
 			if err := sendKeepalive(); err != nil {
@@ -427,58 +498,60 @@ func (a *Agent) session(conn *websocket.Conn, rawURL string) (finished bool) {
 				return false
 			}
 		case <-a.queue.ready:
-			if err := a.flush(conn); err != nil {
-				a.log.Warn("sensu: connection lost", "err", err)
-				return false
-			}
+		case <-due.C:
 		case err := <-readErr:
 			if !a.isFinishing() {
 				a.log.Warn("sensu: connection lost", "err", err)
 			}
-			return a.isFinishing() && a.finishOn(conn)
-		case <-a.finishing:
-			return a.finishOn(conn)
+			return false
+		case <-finishing:
+			finishing = nil
+			a.execStop()
 		case <-a.runCtx.Done():
 			return true
 		}
 	}
 }
 
-// finishOn sends what is queued and the deregistration event, then closes
-// the connection. It reports false when the connection failed first, so
-// that run tries another backend within the flush deadline.
+// finishOn runs once everything queued has been sent and stored: it queues
+// the deregistration event the first time (reporting false: the session
+// sends it, paced like any event, so that it is stored before the entity is
+// deleted), then closes the connection and reports true.
 func (a *Agent) finishOn(conn *websocket.Conn) bool {
-	a.execStop()
-	if err := a.flush(conn); err != nil {
-		a.log.Warn("sensu: sending the last events", "err", err)
-		return false
-	}
-	if h := a.cfg.DeregistrationHandler; h != "" {
+	if h := a.cfg.DeregistrationHandler; h != "" && !a.deregQueued {
+		a.deregQueued = true
 		c := &check{Metadata: objectMeta{Name: deregistrationCheck, Namespace: a.cfg.Namespace},
 			Handlers: []string{h}, Interval: 1, Subscriptions: []string{}, EnvVars: []string{},
 			OutputMetricHandlers: []string{}, Pipelines: []any{},
 			Executed: time.Now().Unix(), Output: "entity deregistered: the container stopped", Status: 1}
-		b, _ := json.Marshal(a.newEvent(c))
-		if err := a.write(conn, message{typ: msgEvent, payload: b}); err != nil {
-			a.log.Warn("sensu: sending the deregistration event", "err", err)
-			return false
-		}
+		a.enqueue(c, nil)
+		return false
 	}
 	_ = conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, "steward stopping"), a.deadline())
 	return true
 }
 
+// flush sends every queued message the pacer lets go now.
 func (a *Agent) flush(conn *websocket.Conn) error {
-	msgs := a.queue.take()
-	for i, m := range msgs {
+	for {
+		now := time.Now()
+		m, ok := a.queue.next(func(check string) bool { return a.pace.ready(check, now) })
+		if !ok {
+			return nil
+		}
 		if err := a.write(conn, m); err != nil {
 			// Maybe sent, maybe not: sent again on the next connection
 			// (at least once, as sensu-agent).
-			a.queue.pushFront(msgs[i:])
+			a.queue.pushFront(m)
 			return err
 		}
+		if m.check != "" {
+			f := a.pace.sent(m.check, now)
+			if a.pace.confirm {
+				go a.confirmStored(a.runCtx, m, f)
+			}
+		}
 	}
-	return nil
 }
 
 func (a *Agent) deadline() time.Time {
@@ -560,6 +633,6 @@ func (a *Agent) close(ctx context.Context) error {
 	}
 	a.runCancel()
 	a.log.Info("sensu: agent stopped", "took", time.Since(start).Round(time.Millisecond),
-		"sent", a.sent.Load(), "dropped", a.queue.dropped.Load())
+		"sent", a.sent.Load(), "dropped", a.queue.dropped.Total())
 	return errors.Join(errs...)
 }

@@ -1,10 +1,10 @@
 package sensu
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -14,6 +14,7 @@ import (
 
 	"github.com/stewardhq/steward/checks"
 	"github.com/stewardhq/steward/configs"
+	"github.com/stewardhq/steward/internal/testutil"
 	"github.com/stewardhq/steward/shippers/sensu/sensupeer"
 	"github.com/stewardhq/steward/supervisor"
 )
@@ -25,36 +26,19 @@ var (
 	realExec *supervisor.Supervisor
 )
 
-func executor(t *testing.T) checks.Executor {
+func executor(t testing.TB) checks.Executor {
 	t.Helper()
 	execOnce.Do(func() {
 		cfg, err := configs.Load(configs.Options{Command: []string{"true"}})
 		if err != nil {
 			panic(err)
 		}
-		realExec, err = supervisor.New(cfg, slog.New(slog.DiscardHandler))
+		realExec, err = supervisor.New(supervisor.Config{Programs: cfg.ProgramList()}, slog.New(slog.DiscardHandler))
 		if err != nil {
 			panic(err)
 		}
 	})
 	return realExec
-}
-
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 const (
@@ -63,7 +47,7 @@ const (
 	testAPIKey   = "a1b2c3d4-api-key"
 )
 
-func newPeer(t *testing.T) *sensupeer.Peer {
+func newPeer(t testing.TB) *sensupeer.Peer {
 	t.Helper()
 	p, err := sensupeer.New(testUser, testPassword, testAPIKey)
 	if err != nil {
@@ -80,6 +64,7 @@ func testConfig(p *sensupeer.Peer) *configs.Sensu {
 	c.KeepaliveInterval = configs.Duration(20 * time.Second)
 	c.KeepaliveWarningTimeout = configs.Duration(120 * time.Second)
 	c.QueueSize, c.MaxOutputBytes = 100, 4096
+	c.EventSpacing = configs.Duration(configs.DefaultSensuEventSpacing)
 	c.BackendURLs = []string{p.AgentURL()}
 	c.Password = testPassword
 	c.EntityName = "web-7f9c"
@@ -90,9 +75,9 @@ func testConfig(p *sensupeer.Peer) *configs.Sensu {
 	return c
 }
 
-func startAgent(t *testing.T, cfg *configs.Sensu) (*Agent, *logBuffer) {
+func startAgent(t testing.TB, cfg *configs.Sensu) (*Agent, *testutil.LockedBuffer) {
 	t.Helper()
-	logs := &logBuffer{}
+	logs := &testutil.LockedBuffer{}
 	a, err := New(cfg, Identity{App: "shop", Version: "3074f46", Hostname: "web-7f9c"}, executor(t),
 		slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	if err != nil {
@@ -112,7 +97,7 @@ func startAgent(t *testing.T, cfg *configs.Sensu) (*Agent, *logBuffer) {
 
 // waitFor waits until cond holds, woken by every change of the peer; the
 // limit only guards against a hang.
-func waitFor(t *testing.T, p *sensupeer.Peer, what string, cond func() bool) {
+func waitFor(t testing.TB, p *sensupeer.Peer, what string, cond func() bool) {
 	t.Helper()
 	limit := time.After(30 * time.Second)
 	for {
@@ -246,7 +231,9 @@ func TestLocalResultsAreEvents(t *testing.T) {
 
 func TestCheckRequestExecutedAndAnswered(t *testing.T) {
 	p := newPeer(t)
-	startAgent(t, testConfig(p))
+	ac := testConfig(p)
+	ac.AllowAnyCommand = true // the execution itself is under test
+	startAgent(t, ac)
 	waitFor(t, p, "the session", func() bool { return p.Connected("web-7f9c") && len(p.Messages("keepalive")) > 0 })
 	cfg := corev2.FixtureCheckConfig("app-version")
 	cfg.Command = `echo "{{ .labels.app }} {{ .labels.missing | default "none" }} $GREETING"; read line; echo "$line" | grep -q '"name":"app-version"' && exit 1; exit 3`
@@ -278,7 +265,9 @@ func TestCheckRequestExecutedAndAnswered(t *testing.T) {
 
 func TestCheckRequestTimeoutKillsCommand(t *testing.T) {
 	p := newPeer(t)
-	startAgent(t, testConfig(p))
+	ac := testConfig(p)
+	ac.AllowAnyCommand = true
+	startAgent(t, ac)
 	waitFor(t, p, "the session", func() bool { return p.Connected("web-7f9c") && len(p.Messages("keepalive")) > 0 })
 	cfg := corev2.FixtureCheckConfig("slow")
 	cfg.Command = "echo started; exec sleep 600"
@@ -389,9 +378,39 @@ func TestQueueDropsOldestWhenFull(t *testing.T) {
 	for i := range 5 {
 		q.push(message{typ: "event", payload: []byte{byte('0' + i)}})
 	}
-	got := q.take()
-	if len(got) != 3 || string(got[0].payload) != "2" || q.dropped.Load() != 2 {
-		t.Fatalf("kept %d, first %q, dropped %d", len(got), got[0].payload, q.dropped.Load())
+	var got []message
+	for {
+		m, ok := q.next(func(string) bool { return true })
+		if !ok {
+			break
+		}
+		got = append(got, m)
+	}
+	if len(got) != 3 || string(got[0].payload) != "2" || q.dropped.Total() != 2 {
+		t.Fatalf("kept %d, first %q, dropped %d", len(got), got[0].payload, q.dropped.Total())
+	}
+}
+
+// TestQueueCoalescesRepeatsOnly: a waiting result of the same check and
+// status is replaced; a change of status never is.
+func TestQueueCoalescesRepeatsOnly(t *testing.T) {
+	q := newQueue(100, slog.New(slog.DiscardHandler))
+	for i, s := range []uint32{0, 0, 2, 2, 2, 0, 1, 0, 0} {
+		q.push(message{typ: "event", check: "c", status: s, seq: int64(i)})
+		q.push(message{typ: "event", check: "other", status: 0, seq: int64(i)})
+	}
+	var statuses []uint32
+	var held int
+	for {
+		m, ok := q.next(func(c string) bool { return c == "c" })
+		if !ok {
+			break
+		}
+		statuses = append(statuses, m.status)
+	}
+	held = q.len()
+	if !slices.Equal(statuses, []uint32{0, 2, 0, 1, 0}) || held != 1 || q.coalesced.Load() != 4+8 {
+		t.Fatalf("sent %v, held %d, coalesced %d", statuses, held, q.coalesced.Load())
 	}
 }
 
@@ -403,5 +422,31 @@ func TestFraming(t *testing.T) {
 	}
 	if _, _, err := decodeMessage([]byte("no newline")); err == nil {
 		t.Fatal("a message without a type line decoded")
+	}
+}
+
+// TestCheckMetricsInEvent: a check with an output_metric_format carries its
+// parsed metrics in its event, as sensu-agent attaches them, readable as
+// core/v2 Metrics.
+func TestCheckMetricsInEvent(t *testing.T) {
+	p := newPeer(t)
+	a, _ := startAgent(t, testConfig(p))
+	now := time.Now()
+	a.Publish(checks.Report{Name: "disk", Kind: checks.KindCommand, Target: "check_disk",
+		OutputMetricFormat: "nagios_perfdata",
+		Metrics: []checks.MetricPoint{{Name: "used", Value: 80, Timestamp: now.Unix(),
+			Tags: []checks.MetricTag{{Name: "check", Value: "disk"}, {Name: "mount", Value: "/data"}}}},
+		Result: checks.Result{Status: checks.OK, Output: "DISK OK | used=80%", Executed: now}})
+	waitFor(t, p, "the event", func() bool { return len(p.Events("default", "web-7f9c")["disk"]) > 0 })
+	ev := decodeEvent(t, p.Events("default", "web-7f9c")["disk"])
+	if ev.Check.OutputMetricFormat != "nagios_perfdata" {
+		t.Errorf("output_metric_format %q", ev.Check.OutputMetricFormat)
+	}
+	if ev.Metrics == nil || len(ev.Metrics.Points) != 1 {
+		t.Fatalf("metrics %+v", ev.Metrics)
+	}
+	pt := ev.Metrics.Points[0]
+	if pt.Name != "used" || pt.Value != 80 || pt.Timestamp != now.Unix() || len(pt.Tags) != 2 || pt.Tags[1].Value != "/data" {
+		t.Errorf("point %+v", pt)
 	}
 }

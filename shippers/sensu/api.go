@@ -51,7 +51,7 @@ func (a *Agent) deleteOnce(ctx context.Context, endpoint string) (int, error) {
 		return 0, err
 	}
 	req.Header.Set("Authorization", "Key "+a.cfg.APIKey)
-	req.Header.Set("User-Agent", "steward/"+a.id.Version)
+	req.Header.Set("User-Agent", a.userAgent())
 	resp, err := a.api.Do(req)
 	if err != nil {
 		// The error names the URL, never the key, which is in a header.
@@ -61,3 +61,7 @@ func (a *Agent) deleteOnce(ctx context.Context, endpoint string) (int, error) {
 	resp.Body.Close()
 	return resp.StatusCode, nil
 }
+
+// userAgent names steward and its version in API requests and the
+// transport handshake.
+func (a *Agent) userAgent() string { return "steward/" + a.id.StewardVersion }

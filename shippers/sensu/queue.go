@@ -4,82 +4,117 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
-	"time"
+
+	"github.com/stewardhq/steward/internal/drops"
 )
 
-// message is one framed transport message waiting to be sent.
+// message is one framed transport message waiting to be sent. Events name
+// their check, status and identity so that the queue can coalesce and pace
+// them per check.
 type message struct {
 	typ     string
 	payload []byte
+	check   string
+	status  uint32
+	id      string
+	seq     int64
 }
 
 // queue holds the events waiting for the backend. It is bounded: when full,
 // the oldest event is dropped, counted, and reported once per burst, so a
 // backend that is down never makes steward grow or block.
+//
+// A result whose check already has a waiting result of the same status
+// replaces it (coalesced, counted): a backlog keeps every change of state of
+// every check, in order, never the repeats in between.
 type queue struct {
-	log *slog.Logger
-	max int
+	max       int
+	dropped   *drops.Counter
+	coalesced atomic.Uint64
 
-	mu       sync.Mutex
-	items    []message
-	ready    chan struct{}
-	dropped  atomic.Uint64
-	unlogged atomic.Uint64
-	logging  atomic.Bool
+	mu    sync.Mutex
+	items []message
+	ready chan struct{}
 }
 
 func newQueue(max int, log *slog.Logger) *queue {
-	return &queue{log: log, max: max, ready: make(chan struct{}, 1)}
+	return &queue{max: max, ready: make(chan struct{}, 1),
+		dropped: drops.New(log, "sensu: queue full, oldest events dropped", "queue_size", max)}
 }
 
 func (q *queue) push(m message) {
 	q.mu.Lock()
+	if m.check != "" {
+		for i := len(q.items) - 1; i >= 0; i-- {
+			if q.items[i].check != m.check {
+				continue
+			}
+			if q.items[i].status == m.status && q.items[i].typ == m.typ {
+				// The newest waiting result of this check says the same:
+				// this one replaces it, no transition is lost.
+				q.items = append(q.items[:i], q.items[i+1:]...)
+				q.coalesced.Add(1)
+			}
+			break
+		}
+	}
 	if len(q.items) >= q.max {
 		q.items = q.items[1:]
 		q.dropped.Add(1)
-		q.unlogged.Add(1)
-		if q.logging.CompareAndSwap(false, true) {
-			time.AfterFunc(time.Second, q.reportDrops)
-		}
 	}
 	q.items = append(q.items, m)
 	q.mu.Unlock()
+	q.poke()
+}
+
+// poke wakes the sender.
+func (q *queue) poke() {
 	select {
 	case q.ready <- struct{}{}:
 	default:
 	}
 }
 
-// pushFront puts back messages that could not be sent, ahead of newer ones,
-// as far as room allows.
-func (q *queue) pushFront(ms []message) {
+// next removes and returns the oldest message that may go now: for each
+// check only its oldest waiting result, and only when ready(check) says
+// the previous one had time to be stored.
+func (q *queue) next(ready func(check string) bool) (message, bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	room := q.max - len(q.items)
-	if room < len(ms) {
-		lost := len(ms) - room
-		q.dropped.Add(uint64(lost))
-		ms = ms[lost:]
+	var blocked map[string]bool
+	for i, m := range q.items {
+		if m.check != "" {
+			if blocked[m.check] {
+				continue
+			}
+			if !ready(m.check) {
+				if blocked == nil {
+					blocked = map[string]bool{}
+				}
+				blocked[m.check] = true
+				continue
+			}
+		}
+		q.items = append(q.items[:i], q.items[i+1:]...)
+		return m, true
 	}
-	q.items = append(append([]message(nil), ms...), q.items...)
+	return message{}, false
 }
 
-func (q *queue) take() []message {
+// pushFront puts back a message that could not be sent, ahead of newer
+// ones, if there is room.
+func (q *queue) pushFront(m message) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	items := q.items
-	q.items = nil
-	return items
+	if len(q.items) >= q.max {
+		q.dropped.Add(1)
+		return
+	}
+	q.items = append([]message{m}, q.items...)
 }
 
 func (q *queue) len() int {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	return len(q.items)
-}
-
-func (q *queue) reportDrops() {
-	n := q.unlogged.Swap(0)
-	q.logging.Store(false)
-	q.log.Warn("sensu: queue full, oldest events dropped", "dropped", n, "dropped_total", q.dropped.Load(), "queue_size", q.max)
 }

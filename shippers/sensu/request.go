@@ -1,11 +1,9 @@
 package sensu
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"strings"
-	"text/template"
 	"time"
 
 	"github.com/stewardhq/steward/checks"
@@ -57,16 +55,52 @@ func (a *Agent) execute(c *check) checks.Result {
 		return checks.Result{Status: checks.Unknown, Executed: time.Now(), Output: err.Error()}
 	}
 	c.Command = command
+	env := c.EnvVars
+	if !a.cfg.AllowAnyCommand {
+		rule, ok := matchAllowList(a.cfg.AllowList, command)
+		if !ok {
+			return a.refuse(c, "is not on the allow list")
+		}
+		if err := verifySha512(rule); err != nil {
+			return a.refuse(c, "is on the allow list, but "+err.Error())
+		}
+		if !rule.EnableEnv {
+			// As sensu-agent: the check's env_vars only with enable_env.
+			env = nil
+		}
+	}
 	limit := a.cfg.MaxOutputBytes
 	if c.MaxOutputSize > 0 && int(c.MaxOutputSize) < limit {
 		limit = int(c.MaxOutputSize)
 	}
-	spec := checks.CommandSpec{Argv: []string{"/bin/sh", "-c", command}, ExtraEnv: c.EnvVars, OutputLimit: limit}
+	timeout := time.Duration(c.Timeout) * time.Second
+	if timeout <= 0 || timeout > maxRequestTimeout {
+		timeout = maxRequestTimeout
+	}
+	spec := checks.CommandSpec{Argv: []string{"/bin/sh", "-c", command}, ExtraEnv: env, OutputLimit: limit}
 	if c.Stdin {
 		spec.Stdin, _ = json.Marshal(a.newEvent(c))
 	}
-	probe := &checks.Command{Spec: spec, Timeout: time.Duration(c.Timeout) * time.Second, Executor: a.ex}
+	probe := &checks.Command{Spec: spec, Timeout: timeout, Executor: a.ex}
 	return probe.Probe(a.execCtx)
+}
+
+// maxRequestTimeout bounds a requested check that sets no timeout (0, which
+// sensu-agent takes as none) or a longer one.
+const maxRequestTimeout = 5 * time.Minute
+
+// refuse answers a check request whose command may not run, as sensu-agent
+// answers a check it cannot run: status 3 (UNKNOWN) and the reason.
+func (a *Agent) refuse(c *check, why string) checks.Result {
+	a.refused.Add(1)
+	src := "sensu.allow_list " + a.cfg.AllowListFile
+	if a.cfg.AllowListFile == "" {
+		src = "no sensu.allow_list is configured"
+	}
+	a.log.Warn("sensu: check request refused: the command "+why, "check", c.Metadata.Name,
+		"command", c.Command, "allow_list", a.cfg.AllowListFile)
+	return checks.Result{Status: checks.Unknown, Executed: time.Now(),
+		Output: fmt.Sprintf("steward refused to run check %s: command %q %s (%s)", c.Metadata.Name, c.Command, why, src)}
 }
 
 // answer queues the result of a requested check.
@@ -82,7 +116,7 @@ func (a *Agent) answer(c *check, issued int64, r checks.Result) {
 	if c.Metadata.Namespace == "" {
 		c.Metadata.Namespace = a.cfg.Namespace
 	}
-	a.enqueue(c)
+	a.enqueue(c, nil)
 }
 
 // substitute replaces entity tokens in a check's command, as sensu-agent
@@ -99,30 +133,8 @@ func (a *Agent) substitute(command string) (string, error) {
 		"labels": e.Metadata.Labels, "annotations": e.Metadata.Annotations,
 		"subscriptions": e.Subscriptions, "user": e.User, "deregister": e.Deregister,
 		"system": map[string]any{"hostname": e.System.Hostname, "os": e.System.OS, "platform": e.System.Platform,
-			"platform_family": e.System.PlatformFamily, "platform_version": e.System.PlatformVersion, "arch": e.System.Arch},
+			"platform_family": e.System.PlatformFamily, "platform_version": e.System.PlatformVersion, "arch": e.System.Arch,
+			"libc_type": e.System.LibCType, "vm_system": e.System.VMSystem, "vm_role": e.System.VMRole},
 	}
-	t, err := template.New("command").Funcs(template.FuncMap{"default": tokenDefault}).Parse(command)
-	if err != nil {
-		return "", fmt.Errorf("steward: bad token in check command: %w", err)
-	}
-	var b bytes.Buffer
-	if err := t.Execute(&b, data); err != nil {
-		return "", fmt.Errorf("steward: substituting tokens: %w", err)
-	}
-	if strings.Contains(b.String(), "<no value>") {
-		return "", fmt.Errorf("steward: check command has unmatched tokens: %s", command)
-	}
-	return b.String(), nil
-}
-
-// tokenDefault is sensu's `default` token function: the value, or def when
-// the value is missing or empty.
-func tokenDefault(def any, value ...any) any {
-	if len(value) == 0 || value[0] == nil {
-		return def
-	}
-	if s, ok := value[0].(string); ok && s == "" {
-		return def
-	}
-	return value[0]
+	return expandTokens(command, data)
 }

@@ -35,7 +35,7 @@ sed 's/^/BOXLOG /' /tmp/box.err
 rmdir $box
 
 # The dashboards' demo, blue and green, on this cgroup v2 kernel.
-bash /repo/configs/dashboards/render.sh --print --duration 70s --steward /steward >/tmp/render.out 2>/tmp/render.err
+bash /repo/configs/dashboards/render.sh --print --duration 70s --steward /steward --demoapp /demoapp >/tmp/render.out 2>/tmp/render.err
 say render_exit $?
 grep -E '^container\.' /tmp/render.out | sed 's/^/RENDER /'
 sed 's/^/RENDERLOG /' /tmp/render.err

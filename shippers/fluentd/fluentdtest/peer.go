@@ -120,9 +120,18 @@ type Config struct {
 	OnEvent func(Event)
 	// OnMessage is called once per message, after its events.
 	OnMessage func(Message)
-	// Respond, when set, replaces the ack for a chunk: it returns the
+	// Respond, when set, replaces the ack for a chunk on connection conn
+	// (numbered from 1 in the order they were accepted): it returns the
 	// bytes to write (nil writes nothing).
-	Respond func(chunk string) []byte
+	Respond func(conn int, chunk string) []byte
+
+	// AckRate, when positive, makes the peer as slow as a real Fluentd
+	// whose output is the bottleneck (in_forward with a file output takes
+	// 12-18k records/s on a small machine): it takes in at most this many
+	// records per second over all connections, acknowledging each message
+	// only when its records' time has come, and reading nothing
+	// meanwhile, so TCP pushes back on the sender as it would.
+	AckRate float64
 }
 
 // Peer is a running server.
@@ -140,6 +149,15 @@ type Peer struct {
 
 	statsMu sync.Mutex
 	stats   Stats
+
+	// paceMu guards the pacing clock and the rate (AckRate, SetAckRate).
+	paceMu   sync.Mutex
+	paceNext time.Time
+	ackRate  float64
+	// hold, when set, makes every connection stop reading until released
+	// (a hung server).
+	holdMu sync.Mutex
+	hold   chan struct{}
 }
 
 // Stats counts what the peer saw.
@@ -173,7 +191,7 @@ func Listen(network, address string, cfg Config) (*Peer, error) {
 	if cfg.TLS != nil {
 		ln = tls.NewListener(ln, cfg.TLS)
 	}
-	p := &Peer{cfg: cfg, network: network, ln: ln, conns: map[net.Conn]bool{}}
+	p := &Peer{cfg: cfg, network: network, ln: ln, conns: map[net.Conn]bool{}, ackRate: cfg.AckRate}
 	p.stats.Messages = map[Mode]int{}
 	if cfg.UDPHeartbeat && network == "tcp" {
 		if p.udp, err = net.ListenPacket("udp", ln.Addr().String()); err != nil {
@@ -221,6 +239,7 @@ func (p *Peer) Close() {
 		c.Close()
 	}
 	p.connMu.Unlock()
+	p.Release()
 }
 
 // Wait waits for the peer's goroutines after Close (not from OnEvent).
@@ -266,11 +285,12 @@ func (p *Peer) accept() {
 		}
 		p.conns[c] = true
 		p.connMu.Unlock()
-		p.count(func(s *Stats) { s.Connections++ })
+		var n int
+		p.count(func(s *Stats) { s.Connections++; n = s.Connections })
 		p.wg.Add(1)
 		go func() {
 			defer p.wg.Done()
-			p.serve(c)
+			p.serve(c, n)
 			c.Close()
 			p.connMu.Lock()
 			delete(p.conns, c)
@@ -292,7 +312,8 @@ func (p *Peer) heartbeats() {
 	}
 }
 
-func (p *Peer) serve(c net.Conn) {
+// serve runs connection number conn.
+func (p *Peer) serve(c net.Conn, conn int) {
 	r := msgp.NewReaderSize(c, 64<<10)
 	if p.cfg.SharedKey != "" {
 		if err := p.handshake(c, r); err != nil {
@@ -309,9 +330,12 @@ func (p *Peer) serve(c net.Conn) {
 			}
 			return
 		}
-		chunk, err := p.message(raw.Bytes(), &events)
+		chunk, nevents, err := p.message(raw.Bytes(), &events)
 		if err != nil {
 			return // a malformed message closes the connection, as in_forward does
+		}
+		if !p.pace(nevents) {
+			return
 		}
 		if chunk == "" {
 			if p.cfg.DenyKeepalive {
@@ -321,13 +345,15 @@ func (p *Peer) serve(c net.Conn) {
 		}
 		resp := msgp.AppendString(msgp.AppendString(msgp.AppendMapHeader(nil, 1), "ack"), chunk)
 		if p.cfg.Respond != nil {
-			resp = p.cfg.Respond(chunk)
+			resp = p.cfg.Respond(conn, chunk)
 		}
 		if len(resp) > 0 {
+			// Counted before it is written: a client that has read the
+			// ack must find it counted.
+			p.count(func(s *Stats) { s.Acks++ })
 			if _, err := c.Write(resp); err != nil {
 				return
 			}
-			p.count(func(s *Stats) { s.Acks++ })
 		}
 		if p.cfg.DenyKeepalive {
 			return
@@ -414,19 +440,77 @@ func asString(v any) string {
 	return ""
 }
 
-// message handles one message and returns its chunk option ("" for none).
-func (p *Peer) message(b []byte, scratch *[]Event) (string, error) {
+// Hold makes the peer hang: from now on no connection reads or acks
+// anything (connections stay open, TCP buffers fill) until Release.
+func (p *Peer) Hold() {
+	p.holdMu.Lock()
+	if p.hold == nil {
+		p.hold = make(chan struct{})
+	}
+	p.holdMu.Unlock()
+}
+
+// SetAckRate changes AckRate from the next message on (0: as fast as it
+// can).
+func (p *Peer) SetAckRate(rate float64) {
+	p.paceMu.Lock()
+	p.ackRate = rate
+	p.paceNext = time.Time{}
+	p.paceMu.Unlock()
+}
+
+// Release ends a Hold.
+func (p *Peer) Release() {
+	p.holdMu.Lock()
+	if p.hold != nil {
+		close(p.hold)
+		p.hold = nil
+	}
+	p.holdMu.Unlock()
+}
+
+// pace waits while the peer is held, and, with AckRate, until n more
+// records fit the rate. It returns false when the peer was closed
+// meanwhile.
+func (p *Peer) pace(n int) bool {
+	p.holdMu.Lock()
+	hold := p.hold
+	p.holdMu.Unlock()
+	if hold != nil {
+		<-hold // Release, or Close, which releases
+	}
+	p.paceMu.Lock()
+	if rate := p.ackRate; rate > 0 && n > 0 {
+		now := time.Now()
+		if p.paceNext.Before(now) {
+			p.paceNext = now
+		}
+		p.paceNext = p.paceNext.Add(time.Duration(float64(n) / rate * float64(time.Second)))
+		until := p.paceNext
+		p.paceMu.Unlock()
+		time.Sleep(time.Until(until))
+	} else {
+		p.paceMu.Unlock()
+	}
+	p.connMu.Lock()
+	defer p.connMu.Unlock()
+	return !p.closed
+}
+
+// message handles one message and returns its chunk option ("" for none)
+// and how many events it had.
+func (p *Peer) message(b []byte, scratch *[]Event) (string, int, error) {
 	if msgp.NextType(b) == msgp.NilType {
 		p.count(func(s *Stats) { s.NilHeartbeats++ })
-		return "", nil
+		return "", 0, nil
 	}
 	n, b, err := msgp.ReadArrayHeaderBytes(b)
 	if err != nil || n < 2 || n > 4 {
-		return "", p.protocolError("message is not an array of 2 to 4 items (%d, %v)", n, err)
+		return "", 0, p.protocolError("message is not an array of 2 to 4 items (%d, %v)", n, err)
 	}
 	tag, b, err := readStr(b)
 	if err != nil {
-		return "", p.protocolError("tag: %v", err)
+		return "", 0, p.protocolError("tag: %v", err)
 	}
 	msg := Message{Tag: tag}
 	events := (*scratch)[:0]
@@ -436,12 +520,12 @@ func (p *Peer) message(b []byte, scratch *[]Event) (string, error) {
 		msg.Mode = ModeForward
 		var m uint32
 		if m, b, err = msgp.ReadArrayHeaderBytes(b); err != nil {
-			return "", p.protocolError("forward entries: %v", err)
+			return "", 0, p.protocolError("forward entries: %v", err)
 		}
 		for range m {
 			var ev Event
 			if ev, b, err = readEntry(b); err != nil {
-				return "", p.protocolError("forward entry: %v", err)
+				return "", 0, p.protocolError("forward entry: %v", err)
 			}
 			events = append(events, ev)
 		}
@@ -455,47 +539,47 @@ func (p *Peer) message(b []byte, scratch *[]Event) (string, error) {
 			stream, b, err = msgp.ReadBytesZC(b)
 		}
 		if err != nil {
-			return "", p.protocolError("packed entries: %v", err)
+			return "", 0, p.protocolError("packed entries: %v", err)
 		}
 		n -= 2
 		if n > 0 {
 			if msg.Options, b, err = readOptions(b); err != nil {
-				return "", err
+				return "", 0, err
 			}
 			n--
 		}
 		if c, ok := msg.Options["compressed"]; ok {
 			if asString(c) != "gzip" {
-				return "", p.protocolError("unknown compression %v", c)
+				return "", 0, p.protocolError("unknown compression %v", c)
 			}
 			msg.Mode = ModeCompressedPackedForward
 			zr, err := gzip.NewReader(bytes.NewReader(stream))
 			if err != nil {
-				return "", p.protocolError("gzip: %v", err)
+				return "", 0, p.protocolError("gzip: %v", err)
 			}
 			if stream, err = io.ReadAll(zr); err != nil {
-				return "", p.protocolError("gzip: %v", err)
+				return "", 0, p.protocolError("gzip: %v", err)
 			}
 		}
 		for len(stream) > 0 {
 			var ev Event
 			if ev, stream, err = readEntry(stream); err != nil {
-				return "", p.protocolError("packed entry: %v", err)
+				return "", 0, p.protocolError("packed entry: %v", err)
 			}
 			events = append(events, ev)
 		}
 	default: // Message: [tag, time, record, option?]
 		msg.Mode = ModeMessage
 		if n < 3 {
-			return "", p.protocolError("message mode needs time and record")
+			return "", 0, p.protocolError("message mode needs time and record")
 		}
 		var ev Event
 		if ev.Time, ev.EventTime, b, err = readTime(b); err != nil {
-			return "", p.protocolError("time: %v", err)
+			return "", 0, p.protocolError("time: %v", err)
 		}
 		rest, err := msgp.Skip(b)
 		if err != nil || msgp.NextType(b) != msgp.MapType {
-			return "", p.protocolError("record is not a map")
+			return "", 0, p.protocolError("record is not a map")
 		}
 		ev.Raw, b = b[:len(b)-len(rest)], rest
 		events = append(events, ev)
@@ -503,12 +587,12 @@ func (p *Peer) message(b []byte, scratch *[]Event) (string, error) {
 	}
 	if n > 0 && msg.Options == nil {
 		if msg.Options, b, err = readOptions(b); err != nil {
-			return "", err
+			return "", 0, err
 		}
 		n--
 	}
 	if n != 0 || len(b) != 0 {
-		return "", p.protocolError("trailing items in message")
+		return "", 0, p.protocolError("trailing items in message")
 	}
 	msg.Events = len(events)
 	if size, ok := msg.Options["size"]; ok && toInt(size) != int64(len(events)) {
@@ -527,7 +611,7 @@ func (p *Peer) message(b []byte, scratch *[]Event) (string, error) {
 	p.mu.Unlock()
 	p.count(func(s *Stats) { s.Messages[msg.Mode]++; s.Events += len(events) })
 	chunk, _ := msg.Options["chunk"]
-	return asString(chunk), nil
+	return asString(chunk), len(events), nil
 }
 
 func toInt(v any) int64 {

@@ -68,7 +68,7 @@ func (g *got) onMessage(m Message) {
 
 func (g *got) wait(t *testing.T, n int) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(5 * time.Minute) // a hang guard only
 	for {
 		g.mu.Lock()
 		k := len(g.msgs)
@@ -102,7 +102,7 @@ func dial(t *testing.T, p *Peer) net.Conn {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	c.SetDeadline(time.Now().Add(10 * time.Second))
+	c.SetDeadline(time.Now().Add(5 * time.Minute)) // a hang guard only
 	return c
 }
 
@@ -256,7 +256,7 @@ func TestUDPHeartbeat(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
+	c.SetDeadline(time.Now().Add(5 * time.Minute)) // a hang guard only
 	c.Write([]byte{0x00})
 	if b := readN(t, c, 1); b[0] != 0x00 {
 		t.Fatalf("heartbeat reply % x", b)
@@ -350,4 +350,52 @@ func TestDenyKeepalive(t *testing.T) {
 		t.Fatal("connection stayed open after its message")
 	}
 	g.wait(t, 1)
+}
+
+// packed is a PackedForward message of n copies of an entry with a chunk
+// id.
+func packed(n int, chunk string) []byte {
+	var es []byte
+	for range n {
+		es = append(es, cat(fixarray(2), t1441588984, record("x"))...)
+	}
+	opt := cat(fixmap(1), fixstr("chunk"), fixstr(chunk))
+	return cat(fixarray(3), fixstr("tag"), []byte{0xc5, byte(len(es) >> 8), byte(len(es))}, es, opt)
+}
+
+// TestHoldStopsAcks: a held peer takes in a message but acknowledges
+// nothing until released.
+func TestHoldStopsAcks(t *testing.T) {
+	p, g := startPeer(t, Config{})
+	p.Hold()
+	c := dial(t, p)
+	c.Write(packed(3, chunkID))
+	g.wait(t, 1)
+	if st := p.Stats(); st.Acks != 0 {
+		t.Fatalf("%d acks while held", st.Acks)
+	}
+	p.Release()
+	if ack := readN(t, c, len(wantAck)); !bytes.Equal(ack, wantAck) {
+		t.Fatalf("ack % x", ack)
+	}
+}
+
+// TestAckRatePaces: with AckRate, messages are acknowledged no faster
+// than the rate allows (a lower bound: load only makes it slower).
+func TestAckRatePaces(t *testing.T) {
+	const rate, n, msgs = 1000.0, 50, 6
+	p, _ := startPeer(t, Config{AckRate: rate})
+	c := dial(t, p)
+	start := time.Now()
+	for range msgs {
+		c.Write(packed(n, chunkID))
+	}
+	readN(t, c, msgs*len(wantAck))
+	// The first message's records are paced too, so all msgs*n are.
+	if took, least := time.Since(start), time.Duration(float64(msgs*n)/rate*float64(time.Second)); took < least {
+		t.Fatalf("%d records acknowledged in %v, faster than %v allows", msgs*n, took, least)
+	}
+	p.SetAckRate(0)
+	c.Write(packed(n, chunkID))
+	readN(t, c, len(wantAck))
 }

@@ -13,7 +13,17 @@
 //     and updates it when labelled sensu.io/managed_by=sensu-agent; with
 //     deregister: true the entity and its events are deleted at the first
 //     keepalive failure (no keepalive within the check's timeout);
-//   - events are stored by entity and check;
+//   - events are stored by entity and check the way eventd stores them:
+//     asynchronously (the message bus hands each one to a worker), each a
+//     read-modify-write of the check's stored event and its history with no
+//     serialisation per check. The peer reads the stored event when an
+//     event arrives and writes it back, with the new status appended to the
+//     history, after a random delay below StoreLatency: two results of one
+//     check that arrive closer than that overwrite each other (the later
+//     write wins and the other is missing from the history), and an event
+//     stored after its entity's DELETE stays, an orphan, as on the real
+//     backend. Handlers run for each event as stored, with its history;
+//   - the keepalive registers the entity at once (keepalived);
 //   - REST: GET/PUT/DELETE /api/core/v2/namespaces/{ns}/entities/{name}
 //     with "Authorization: Key ...": PUT answers 200 with the entity,
 //     DELETE answers 204 and removes the entity's events too, 404 when
@@ -27,6 +37,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"strings"
@@ -56,6 +67,15 @@ type HandlerRun struct {
 	Entity, Check string
 	Handlers      []string
 	Status        int
+	// Previous is the status before this one in the event's history as
+	// stored with it (-1 without one): what an is_incident filter reads.
+	Previous int
+}
+
+// Incident reports whether sensu's built-in is_incident filter lets the
+// run through: a non-OK status, or an OK one that resolves a non-OK one.
+func (h HandlerRun) Incident() bool {
+	return h.Status != 0 || (h.Previous > 0)
 }
 
 // Peer is a fake Sensu Go backend.
@@ -64,6 +84,9 @@ type Peer struct {
 	// KeepaliveUnit is one second of the keepalive timeouts; tests shrink
 	// it to see deregistration at keepalive failure quickly.
 	KeepaliveUnit time.Duration
+	// StoreLatency bounds the random delay between an event's read of the
+	// stored check and its write (DefaultStoreLatency; 0 stores at once).
+	StoreLatency time.Duration
 
 	agentSrv, apiSrv *http.Server
 	agentLn, apiLn   net.Listener
@@ -76,9 +99,12 @@ type Peer struct {
 	deletions  []string                              // ns/name deleted through the API
 	expired    []string                              // ns/name deleted at keepalive failure
 	handlers   []HandlerRun
+	histories  map[string]map[string][]historyEntry // ns/name -> check
+	pending    int                                  // events read, not yet written
 	sessions   map[*session]bool
 	timers     map[string]*time.Timer
 	changed    chan struct{}
+	down       bool
 }
 
 type session struct {
@@ -91,9 +117,10 @@ type session struct {
 
 // New starts a peer on two loopback ports: the agent endpoint and the API.
 func New(user, password, apiKey string) (*Peer, error) {
-	p := &Peer{User: user, Password: password, APIKey: apiKey, KeepaliveUnit: time.Second,
+	p := &Peer{User: user, Password: password, APIKey: apiKey, KeepaliveUnit: time.Second, StoreLatency: DefaultStoreLatency,
 		entities: map[string]json.RawMessage{}, events: map[string]map[string]json.RawMessage{},
-		sessions: map[*session]bool{}, timers: map[string]*time.Timer{}, changed: make(chan struct{})}
+		histories: map[string]map[string][]historyEntry{},
+		sessions:  map[*session]bool{}, timers: map[string]*time.Timer{}, changed: make(chan struct{})}
 	var err error
 	if p.agentLn, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
 		return nil, err
@@ -106,6 +133,7 @@ func New(user, password, apiKey string) (*Peer, error) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/api/core/v2/namespaces/{ns}/entities/{name}", p.serveEntity)
 	mux.HandleFunc("GET /api/core/v2/namespaces/{ns}/events/{entity}", p.serveEvents)
+	mux.HandleFunc("GET /api/core/v2/namespaces/{ns}/events/{entity}/{check}", p.serveEvent)
 	p.apiSrv = &http.Server{Handler: mux}
 	go p.agentSrv.Serve(p.agentLn)
 	go p.apiSrv.Serve(p.apiLn)
@@ -153,6 +181,14 @@ func (p *Peer) serveAgent(w http.ResponseWriter, r *http.Request) {
 		p.handshakes = append(p.handshakes, Handshake{Header: r.Header.Clone(), Status: status})
 		p.notify()
 		p.mu.Unlock()
+	}
+	p.mu.Lock()
+	down := p.down
+	p.mu.Unlock()
+	if down {
+		record(http.StatusServiceUnavailable)
+		http.Error(w, "backend unavailable", http.StatusServiceUnavailable)
+		return
 	}
 	user, pass, ok := r.BasicAuth()
 	if !ok {
@@ -278,12 +314,57 @@ func (p *Peer) handle(s *session, typ string, payload []byte) {
 			})
 		}
 	case "event":
-		p.storeEvent(key, ev.Check.Metadata.Name, payload)
-		if len(ev.Check.Handlers) > 0 {
-			p.handlers = append(p.handlers, HandlerRun{Entity: ev.Entity.Metadata.Name, Check: ev.Check.Metadata.Name,
-				Handlers: ev.Check.Handlers, Status: ev.Check.Status})
+		p.storeAsync(key, ev.Entity.Metadata.Name, ev.Check.Metadata.Name, ev.Check.Status, ev.Check.Handlers, payload)
+	}
+}
+
+// DefaultStoreLatency is the peer's default bound on the delay of an
+// event's store. A real backend's eventd takes from a millisecond to tens
+// of them (an etcd round trip or two, more under load).
+const DefaultStoreLatency = 40 * time.Millisecond
+
+type historyEntry struct {
+	Status   int   `json:"status"`
+	Executed int64 `json:"executed"`
+}
+
+// maxHistory is core/v2's history length.
+const maxHistory = 21
+
+// storeAsync is eventd's read-modify-write of the check's event: the
+// history is read now and written back later. Called with p.mu held.
+func (p *Peer) storeAsync(key, entity, check string, status int, handlers []string, payload []byte) {
+	snapshot := append([]historyEntry(nil), p.histories[key][check]...)
+	payload = bytes.Clone(payload)
+	p.pending++
+	write := func() {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		defer p.notify()
+		p.pending--
+		previous := -1
+		if len(snapshot) > 0 {
+			previous = snapshot[len(snapshot)-1].Status
+		}
+		hist := append(snapshot, historyEntry{Status: status, Executed: time.Now().Unix()})
+		if len(hist) > maxHistory {
+			hist = hist[len(hist)-maxHistory:]
+		}
+		if p.histories[key] == nil {
+			p.histories[key] = map[string][]historyEntry{}
+		}
+		p.histories[key][check] = hist
+		p.storeEvent(key, check, payload)
+		if len(handlers) > 0 {
+			p.handlers = append(p.handlers, HandlerRun{Entity: entity, Check: check,
+				Handlers: handlers, Status: status, Previous: previous})
 		}
 	}
+	if p.StoreLatency <= 0 {
+		go write()
+		return
+	}
+	time.AfterFunc(rand.N(p.StoreLatency), write)
 }
 
 func (p *Peer) storeEvent(key, check string, payload []byte) {
@@ -308,6 +389,7 @@ func (p *Peer) keepaliveFailed(key string, deregister bool, handler string) {
 	}
 	delete(p.entities, key)
 	delete(p.events, key)
+	delete(p.histories, key)
 	p.expired = append(p.expired, key)
 	if handler != "" {
 		_, name, _ := strings.Cut(key, "/")
@@ -360,6 +442,7 @@ func (p *Peer) serveEntity(w http.ResponseWriter, r *http.Request) {
 		}
 		delete(p.entities, key)
 		delete(p.events, key)
+		delete(p.histories, key)
 		if t := p.timers[key]; t != nil {
 			t.Stop()
 			delete(p.timers, key)
@@ -383,6 +466,60 @@ func (p *Peer) serveEvents(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	json.NewEncoder(w).Encode(list)
+}
+
+// serveEvent answers GET of one event, as the events API does.
+func (p *Peer) serveEvent(w http.ResponseWriter, r *http.Request) {
+	if !p.authorized(w, r) {
+		return
+	}
+	p.mu.Lock()
+	e, ok := p.events[r.PathValue("ns")+"/"+r.PathValue("entity")][r.PathValue("check")]
+	p.mu.Unlock()
+	if !ok {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusNotFound)
+		w.Write([]byte(`{"message":"not found"}`))
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(e)
+}
+
+// History lists the statuses in the stored history of an entity's check,
+// oldest first: what `sensuctl event info` shows.
+func (p *Peer) History(namespace, entity, check string) []int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []int
+	for _, h := range p.histories[namespace+"/"+entity][check] {
+		out = append(out, h.Status)
+	}
+	return out
+}
+
+// Settled reports whether every event received has been stored.
+func (p *Peer) Settled() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.pending == 0
+}
+
+// Orphans lists the stored events ("ns/entity/check") whose entity does not
+// exist.
+func (p *Peer) Orphans() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []string
+	for key, checks := range p.events {
+		if _, ok := p.entities[key]; ok {
+			continue
+		}
+		for c := range checks {
+			out = append(out, key+"/"+c)
+		}
+	}
+	return out
 }
 
 // Publish sends a check request to every agent subscribed to subscription
@@ -410,6 +547,23 @@ func (p *Peer) Publish(namespace, subscription string, request []byte) int {
 		}
 	}
 	return n
+}
+
+// SetDown makes the agent endpoint fail (an outage: connections dropped,
+// handshakes answered 503) or work again.
+func (p *Peer) SetDown(down bool) {
+	p.mu.Lock()
+	p.down = down
+	var drop []*session
+	if down {
+		for s := range p.sessions {
+			drop = append(drop, s)
+		}
+	}
+	p.mu.Unlock()
+	for _, s := range drop {
+		s.conn.Close()
+	}
 }
 
 // Handshakes lists the connection attempts so far.

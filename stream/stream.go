@@ -1,10 +1,16 @@
-package supervisor
+// Package stream fans values out from the parts of steward that make them
+// (the supervisor's log records and program events, the checks' reports)
+// to the parts that ship them (Fluentd, Sensu, `steward logs`), through a
+// bounded buffer per subscriber.
+package stream
 
 import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/stewardhq/steward/internal/drops"
 )
 
 // Stream fans values out to subscribers without letting a stuck subscriber
@@ -32,7 +38,7 @@ type Subscription[T any] struct {
 	C <-chan T
 
 	ch chan T
-	drops
+	subscriber
 }
 
 // BatchSubscription receives a stream's values on C in the batches they
@@ -53,7 +59,7 @@ type BatchSubscription[T any] struct {
 	// drop at once until the subscriber has caught up.
 	stalled atomic.Bool
 	waiters atomic.Int32 // publishers waiting for room
-	drops
+	subscriber
 }
 
 // BatchOptions bound a batch subscription.
@@ -74,22 +80,24 @@ type BatchOptions[T any] struct {
 	// its batches are dropped at once, never waited for, until it has
 	// caught up. Zero never waits.
 	Wait time.Duration
+	// DropOldest makes room for a new batch by dropping the oldest
+	// queued ones: for a subscriber that keeps only the newest values
+	// (the `steward logs` ring), losing old ones in a burst is its design,
+	// so they are counted (Dropped) but never logged as a warning.
+	DropOldest bool
 }
 
-// drops counts what a subscriber missed and reports each burst once.
-type drops struct {
-	name      string
-	dropped   atomic.Uint64
-	unlogged  atomic.Uint64
-	reporting atomic.Bool
+// subscriber counts what a subscriber missed and reports each burst once.
+type subscriber struct {
+	drops *drops.Counter
 }
 
 // Dropped counts the values this subscriber missed because its buffer was
 // full.
-func (d *drops) Dropped() uint64 { return d.dropped.Load() }
+func (d *subscriber) Dropped() uint64 { return d.drops.Total() }
 
-// NewStream returns a stream whose drops are logged under name.
-func NewStream[T any](name string, log *slog.Logger) *Stream[T] {
+// New returns a stream whose drops are logged under name.
+func New[T any](name string, log *slog.Logger) *Stream[T] {
 	return &Stream[T]{name: name, log: log}
 }
 
@@ -97,7 +105,7 @@ func NewStream[T any](name string, log *slog.Logger) *Stream[T] {
 func (s *Stream[T]) Subscribe(name string, capacity int) *Subscription[T] {
 	ch := make(chan T, capacity)
 	sub := &Subscription[T]{C: ch, ch: ch}
-	sub.name = name
+	sub.drops = s.dropCounter(name)
 	s.mu.Lock()
 	s.subs = append(s.subs, sub)
 	s.count()
@@ -109,7 +117,10 @@ func (s *Stream[T]) Subscribe(name string, capacity int) *Subscription[T] {
 func (s *Stream[T]) SubscribeBatches(name string, o BatchOptions[T]) *BatchSubscription[T] {
 	ch := make(chan []T, max(o.MaxBatches, 1))
 	sub := &BatchSubscription[T]{C: ch, ch: ch, opts: o, room: make(chan struct{})}
-	sub.name = name
+	sub.drops = s.dropCounter(name)
+	if o.DropOldest {
+		sub.drops = drops.New(nil, "") // counted, never logged: dropping is the design
+	}
 	s.mu.Lock()
 	s.batches = append(s.batches, sub)
 	s.count()
@@ -155,6 +166,27 @@ func (b *BatchSubscription[T]) weigh(batch []T) int64 {
 
 // tryOffer queues batch if it fits.
 func (b *BatchSubscription[T]) tryOffer(batch []T) bool {
+	for {
+		if b.offer(batch) {
+			return true
+		}
+		if !b.opts.DropOldest {
+			return false
+		}
+		select {
+		case old := <-b.ch:
+			b.queued.Add(-b.weigh(old))
+			b.drops.Add(len(old))
+		default:
+			// Nothing queued to drop (the reader holds what it took):
+			// the new batch is the one dropped.
+			return false
+		}
+	}
+}
+
+// offer queues batch if it fits.
+func (b *BatchSubscription[T]) offer(batch []T) bool {
 	w := b.weigh(batch)
 	if q := b.queued.Add(w); q-w > 0 && q > b.opts.MaxWeight {
 		b.queued.Add(-w)
@@ -217,7 +249,7 @@ func (s *Stream[T]) Publish(v T) {
 		batch := []T{v}
 		for _, sub := range s.batches {
 			if !sub.tryOffer(batch) {
-				s.dropped(&sub.drops, 1)
+				sub.drops.Add(1)
 			}
 		}
 	}
@@ -244,7 +276,7 @@ func (s *Stream[T]) PublishBatch(vs []T) {
 		case sub.opts.Wait > 0 && !sub.stalled.Load():
 			waiting = append(waiting, sub)
 		default:
-			s.dropped(&sub.drops, len(vs))
+			sub.drops.Add(len(vs))
 		}
 	}
 	s.mu.RUnlock()
@@ -272,7 +304,7 @@ func (s *Stream[T]) waitOffer(sub *BatchSubscription[T], batch []T) {
 		case <-room:
 		case <-timer.C:
 			sub.stalled.Store(true)
-			s.dropped(&sub.drops, len(batch))
+			sub.drops.Add(len(batch))
 			return
 		}
 	}
@@ -282,23 +314,12 @@ func (s *Stream[T]) offer(sub *Subscription[T], v T) {
 	select {
 	case sub.ch <- v:
 	default:
-		s.dropped(&sub.drops, 1)
+		sub.drops.Add(1)
 	}
 }
 
-func (s *Stream[T]) dropped(d *drops, n int) {
-	d.dropped.Add(uint64(n))
-	d.unlogged.Add(uint64(n))
-	if d.reporting.CompareAndSwap(false, true) {
-		time.AfterFunc(time.Second, func() { s.reportDrops(d) })
-	}
-}
-
-func (s *Stream[T]) reportDrops(d *drops) {
-	n := d.unlogged.Swap(0)
-	d.reporting.Store(false)
-	s.log.Warn("subscriber too slow, values dropped",
-		"stream", s.name, "subscriber", d.name, "dropped", n, "dropped_total", d.dropped.Load())
+func (s *Stream[T]) dropCounter(subscriber string) *drops.Counter {
+	return drops.New(s.log, "subscriber too slow, values dropped", "stream", s.name, "subscriber", subscriber)
 }
 
 // Close unsubscribes everyone, closing their channels.

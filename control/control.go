@@ -1,8 +1,10 @@
 // Package control is the local control channel of a running steward: a Unix
-// socket (mode 0600) that takes JSON requests by command name, one per line,
-// and answers each with one JSON line. cmd/ registers the handlers
-// (`steward health` today; status, start, stop, restart, signal, logs and
-// reload later), so this package knows nothing of them.
+// socket (mode 0600, in a directory only steward controls) that takes JSON
+// requests by command name, one per line, and answers each with one JSON
+// line, or a stream of lines for a streaming command (`steward logs -f`).
+// cmd/ registers the handlers (health, status, start, stop, restart,
+// signal, logs, reload), so this package knows nothing of them; Call and
+// Stream are the client side.
 package control
 
 import (
@@ -19,6 +21,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -118,6 +121,12 @@ func (s *Server) Listen(path string) error {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("control: %w", err)
+	}
+	// The directory may have been there before us: in a shared /tmp,
+	// another user can make /tmp/steward-<uid> first, to replace our socket
+	// with one that lies.
+	if err := CheckDir(dir); err != nil {
+		return err
 	}
 	if fi, err := os.Lstat(path); err == nil {
 		if fi.Mode()&os.ModeSocket == 0 {
@@ -468,13 +477,51 @@ func (s *Server) ListenFirst(paths []string) error {
 	return errors.Join(errs...)
 }
 
-// FindSocket returns the first of paths where a socket exists, for a
-// client; it returns the first path when none does, so the error names it.
-func FindSocket(paths []string) string {
-	for _, p := range paths {
-		if fi, err := os.Stat(p); err == nil && fi.Mode()&os.ModeSocket != 0 {
-			return p
-		}
+// ErrUnsafeDir: a socket's directory is one another user controls.
+var ErrUnsafeDir = errors.New("not a directory only this user (or root) controls")
+
+// CheckDir refuses a socket directory that another user could change: it
+// must be a real directory (not a symbolic link), owned by this process's
+// user or root, and writable by its owner only. Anyone who can write the
+// directory can put a socket of their own in place of steward's.
+func CheckDir(dir string) error {
+	fi, err := os.Lstat(dir)
+	if err != nil {
+		return fmt.Errorf("control: %w", err)
 	}
-	return paths[0]
+	st, _ := fi.Sys().(*syscall.Stat_t)
+	switch uid := os.Geteuid(); {
+	case fi.Mode()&os.ModeSymlink != 0:
+		return fmt.Errorf("control: %s is a symbolic link: %w", dir, ErrUnsafeDir)
+	case !fi.IsDir():
+		return fmt.Errorf("control: %s is not a directory", dir)
+	case st == nil || int(st.Uid) != uid && st.Uid != 0:
+		owner := -1
+		if st != nil {
+			owner = int(st.Uid)
+		}
+		return fmt.Errorf("control: %s belongs to uid %d, not to uid %d or root: %w", dir, owner, uid, ErrUnsafeDir)
+	case fi.Mode().Perm()&0o022 != 0:
+		return fmt.Errorf("control: %s can be written by other users (mode %04o): %w", dir, fi.Mode().Perm(), ErrUnsafeDir)
+	}
+	return nil
+}
+
+// FindSocket returns the first of paths where a socket exists in a
+// directory CheckDir accepts, for a client; when none does it returns the
+// first path, and the reasons it passed over sockets that do exist.
+func FindSocket(paths []string) (string, error) {
+	var refused []error
+	for _, p := range paths {
+		fi, err := os.Stat(p)
+		if err != nil || fi.Mode()&os.ModeSocket == 0 {
+			continue
+		}
+		if err := CheckDir(filepath.Dir(p)); err != nil {
+			refused = append(refused, err)
+			continue
+		}
+		return p, nil
+	}
+	return paths[0], errors.Join(refused...)
 }

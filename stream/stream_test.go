@@ -1,4 +1,4 @@
-package supervisor
+package stream
 
 import (
 	"io"
@@ -11,7 +11,7 @@ import (
 )
 
 func testStream() *Stream[int] {
-	return NewStream[int]("test", slog.New(slog.NewTextHandler(io.Discard, nil)))
+	return New[int]("test", slog.New(slog.NewTextHandler(io.Discard, nil)))
 }
 
 // TestBatchSubscriberThatKeepsUpLosesNothing: a publisher that finds the
@@ -97,7 +97,7 @@ func TestUnsubscribeReleasesWaitingPublisher(t *testing.T) {
 }
 
 func TestBatchWeight(t *testing.T) {
-	s := NewStream[string]("test", slog.New(slog.NewTextHandler(io.Discard, nil)))
+	s := New[string]("test", slog.New(slog.NewTextHandler(io.Discard, nil)))
 	sub := s.SubscribeBatches("w", BatchOptions[string]{MaxBatches: 100, MaxWeight: 10,
 		Weight: func(v string) int { return len(v) }})
 	s.PublishBatch([]string{strings.Repeat("x", 50)}) // heavier than the cap: passes, nothing queued
@@ -130,4 +130,32 @@ func TestItemSubscribersGetBatchesValueByValue(t *testing.T) {
 	wg.Add(1)
 	go func() { defer wg.Done(); s.Close() }()
 	wg.Wait()
+}
+
+// TestDropOldestKeepsTheNewestQuietly: a ring-like subscriber that falls
+// behind loses its oldest queued batches, not the newest, and that is
+// counted but not logged as a warning (it is the subscriber's design).
+func TestDropOldestKeepsTheNewestQuietly(t *testing.T) {
+	var log strings.Builder
+	s := New[int]("logs", slog.New(slog.NewTextHandler(&log, nil)))
+	sub := s.SubscribeBatches("ring", BatchOptions[int]{MaxBatches: 2, MaxWeight: 100, DropOldest: true})
+	for i := range 5 {
+		s.PublishBatch([]int{2 * i, 2*i + 1})
+	}
+	s.UnsubscribeBatches(sub)
+	var got []int
+	for b := range sub.C {
+		got = append(got, b...)
+		sub.Done(b)
+	}
+	if len(got) != 4 || got[0] != 6 || got[3] != 9 {
+		t.Fatalf("kept %v, want the newest two batches [6 7 8 9]", got)
+	}
+	if sub.Dropped() != 6 {
+		t.Fatalf("dropped %d, want 6", sub.Dropped())
+	}
+	sub.drops.Flush() // the report a timer would make
+	if strings.Contains(log.String(), "too slow") {
+		t.Fatalf("a drop by design was logged as a warning: %s", log.String())
+	}
 }
