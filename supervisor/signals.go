@@ -6,6 +6,7 @@ import (
 	"os/signal"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -133,7 +134,7 @@ func (s *Supervisor) onSignal(sig syscall.Signal) {
 			}
 		}
 		s.log.Debug("signal received", "signal", name, "action", "shutdown")
-		s.beginShutdown("received "+name, nil)
+		s.beginShutdown("received "+name, s.signalExitCode(sig))
 		return
 	}
 	var forwarded, dropped []string
@@ -190,6 +191,10 @@ func isTerminal(fd int) bool {
 	return err == nil
 }
 
+// startIgnored is the set of signals ignored when the first supervisor was
+// made, before steward changed any disposition (inherit.go).
+var startIgnored = sync.OnceValue(ignoredSignals)
+
 // startPPID is steward's parent when the process started, to tell whether
 // the parent died before the parent-death signal was set.
 var startPPID = os.Getppid()
@@ -210,4 +215,18 @@ func setPdeathSignal(sig syscall.Signal) error {
 		return unix.Kill(os.Getpid(), sig)
 	}
 	return nil
+}
+
+// signalExitCode is the container's exit code when sig stops steward before
+// the main program has run: 128+sig, as a shell reports a program the signal
+// killed, so that a container that never ran its app does not report
+// success. nil when the main program runs: its own exit gives the code.
+func (s *Supervisor) signalExitCode(sig syscall.Signal) *int {
+	for _, p := range s.programs {
+		if p.spec.Main && p.alive() {
+			return nil
+		}
+	}
+	code := 128 + int(sig)
+	return &code
 }

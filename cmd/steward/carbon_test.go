@@ -6,23 +6,28 @@ import (
 	"github.com/stewardhq/steward/internal/carbontest"
 )
 
-// carbon is a real carbon-cache on loopback (internal/carbontest, shared
-// with the e2e tests), under the names these tests use.
+// carbon is a real carbon-cache on loopback, with or without graphite-web
+// (internal/carbontest, shared with the e2e tests), under the names these
+// tests use.
 type carbon struct {
 	*carbontest.Carbon
 	addr string
 }
 
-func startCarbon(t *testing.T) *carbon {
-	c := carbontest.Start(t)
-	return &carbon{Carbon: c, addr: c.Addr}
-}
+func wrapCarbon(c *carbontest.Carbon) *carbon { return &carbon{Carbon: c, addr: c.Addr} }
+
+func startCarbon(t *testing.T) *carbon   { return wrapCarbon(carbontest.Start(t)) }
+func startGraphite(t *testing.T) *carbon { return wrapCarbon(carbontest.StartGraphite(t)) }
 
 func (c *carbon) start()                                            { c.Start() }
 func (c *carbon) stop()                                             { c.Stop() }
 func (c *carbon) last(series string) (float64, bool)                { return c.Last(series) }
 func (c *carbon) stored(series string, from int64) int              { return c.Stored(series, from) }
 func (c *carbon) want(what, series string, ok func(v float64) bool) { c.Want(what, series, ok) }
+func (c *carbon) render(target string) map[string]float64           { return c.Render(target) }
+func (c *carbon) wantRendered(what, target string, ok func(v float64) bool) {
+	c.WantRendered(what, target, ok)
+}
 
 // point is one slot of a whisper file.
 type point struct {

@@ -124,6 +124,8 @@ type Agent struct {
 
 	lastDialErr string
 	deregQueued bool // the run goroutine's
+	// sending is set while flush holds a message taken from the queue.
+	sending atomic.Bool
 }
 
 // New prepares the agent; Start connects it.
@@ -294,7 +296,9 @@ func (a *Agent) enqueue(c *check, metrics *eventMetrics) {
 }
 
 // idle reports whether nothing waits to be sent and no result is in flight.
-func (a *Agent) idle() bool { return a.queue.len() == 0 && a.pace.idle(time.Now()) }
+func (a *Agent) idle() bool {
+	return !a.sending.Load() && a.queue.len() == 0 && a.pace.idle(time.Now())
+}
 
 func (a *Agent) newEvent(c *check) *event {
 	a.seqMu.Lock()
@@ -535,14 +539,17 @@ func (a *Agent) finishOn(conn *websocket.Conn) bool {
 func (a *Agent) flush(conn *websocket.Conn) error {
 	for {
 		now := time.Now()
+		a.sending.Store(true)
 		m, ok := a.queue.next(func(check string) bool { return a.pace.ready(check, now) })
 		if !ok {
+			a.sending.Store(false)
 			return nil
 		}
 		if err := a.write(conn, m); err != nil {
 			// Maybe sent, maybe not: sent again on the next connection
 			// (at least once, as sensu-agent).
 			a.queue.pushFront(m)
+			a.sending.Store(false)
 			return err
 		}
 		if m.check != "" {
@@ -551,6 +558,7 @@ func (a *Agent) flush(conn *websocket.Conn) error {
 				go a.confirmStored(a.runCtx, m, f)
 			}
 		}
+		a.sending.Store(false)
 	}
 }
 
