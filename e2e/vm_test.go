@@ -293,6 +293,7 @@ func TestCgroupV2VM(t *testing.T) {
 		if !strings.Contains(v.renderLog, "/sys/fs/cgroup/steward-render-") && len(v.render) == 0 {
 			t.Fatalf("render.sh printed nothing:\n%s", v.renderLog)
 		}
+		t.Logf("render.sh printed %d container.* lines from the VM", len(v.render))
 		// Its series, fed to a real carbon over the plaintext protocol, are
 		// stored per version.
 		carbon := carbontest.Start(t)
