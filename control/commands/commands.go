@@ -337,13 +337,13 @@ func newLogRing(max int) *logRing {
 	return &logRing{max: max, programs: map[string]*programLines{}, followers: map[string][]chan supervisor.LogRecord{}}
 }
 
-// add keeps a batch of records, under one lock. The texts of the lines
-// the window can keep are copied into one string per batch: records of a
-// pipe read share the read's string, which a kept line must not hold in
-// memory, and one copy per batch costs far less than one per line (the
-// ring once took a fifth of steward's CPU in a burst). A batch's copy
-// lives until its last line leaves the window, so the window's memory is
-// at most about twice its byte bound.
+// add keeps a batch of records, under one lock. The records of a pipe
+// read share the read's string, and the window keeps them as they are:
+// copying every kept line took a fifth of steward's CPU in a burst, and
+// doubled what the log path allocates. A kept line holds its read's
+// string, so the window's memory is its byte bound, plus the lines'
+// newlines, plus at most the evicted part of its oldest read (under
+// max_line_bytes).
 func (r *logRing) add(batch []supervisor.LogRecord) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -351,42 +351,20 @@ func (r *logRing) add(batch []supervisor.LogRecord) {
 	if r.max > 0 && len(batch) > r.max {
 		from = len(batch) - r.max // the earlier ones would be dropped at once
 	}
-	var texts string
-	if r.max > 0 {
-		var b strings.Builder
-		n := 0
-		for _, rec := range batch[from:] {
-			n += len(rec.Text)
-		}
-		b.Grow(n)
-		for _, rec := range batch[from:] {
-			b.WriteString(rec.Text)
-		}
-		texts = b.String()
-	}
-	off := 0
 	for i, rec := range batch {
-		kept := i >= from && r.max > 0
-		var text string
-		if kept {
-			text = texts[off : off+len(rec.Text)]
-			off += len(rec.Text)
-		}
-		r.addLocked(rec, kept, text)
+		r.addLocked(rec, r.max > 0 && i >= from)
 	}
 }
 
-func (r *logRing) addLocked(rec supervisor.LogRecord, keep bool, text string) {
+func (r *logRing) addLocked(rec supervisor.LogRecord, keep bool) {
 	if keep {
 		pl := r.programs[rec.Program]
 		if pl == nil {
 			pl = &programLines{}
 			r.programs[rec.Program] = pl
 		}
-		kept := rec
-		kept.Text = text
-		pl.recs = append(pl.recs, kept)
-		pl.bytes += len(kept.Text)
+		pl.recs = append(pl.recs, rec)
+		pl.bytes += len(rec.Text)
 		for n := len(pl.recs) - pl.start; n > r.max || pl.bytes > ringBytesPerProgram && n > 1; n-- {
 			pl.bytes -= len(pl.recs[pl.start].Text)
 			pl.recs[pl.start] = supervisor.LogRecord{}
