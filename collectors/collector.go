@@ -66,7 +66,9 @@ type Collector interface {
 // through the steward collector (the shippers' Metrics methods).
 
 // EmitCounter emits a counter sample.
-func EmitCounter(emit func(Sample), name string, v float64, tags ...Tag) { counter(emit, name, v, tags) }
+func EmitCounter(emit func(Sample), name string, v float64, tags ...Tag) {
+	counter(emit, name, v, tags)
+}
 
 // EmitGauge emits a gauge sample.
 func EmitGauge(emit func(Sample), name string, v float64, tags ...Tag) { gauge(emit, name, v, tags) }
