@@ -1,11 +1,13 @@
 package supervisor
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
 	"os/signal"
 	"runtime"
+	"runtime/pprof"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -16,7 +18,8 @@ import (
 // preempts a goroutine that never yields (its URGs reach the runtime's
 // handler, which would hang every GC otherwise) and none of them is taken
 // for a URG someone sent; a URG, PIPE, PROF or RTMIN sent with kill is
-// caught, and a PIPE raised by steward's own write to a broken pipe is not.
+// caught, and neither a PIPE raised by steward's own write to a broken pipe
+// nor a tick of the CPU profiler is.
 func TestRawSignals(t *testing.T) {
 	if !rawSupported {
 		t.Skip("no raw signal handler on this architecture")
@@ -60,6 +63,32 @@ func TestRawSignals(t *testing.T) {
 	case <-time.After(time.Minute):
 		t.Fatal("the runtime's handler never got a preemption URG")
 	}
+
+	// The profiler's ticks go to the runtime's handler too, not to c.
+	var profile bytes.Buffer
+	if err := pprof.StartCPUProfile(&profile); err != nil {
+		t.Fatal(err)
+	}
+	var ru0, ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
+	for ru.Utime.Nano()-ru0.Utime.Nano() < 200e6 { // 20 ticks of CPU time
+		syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	}
+	pprof.StopCPUProfile()
+	if profile.Len() == 0 {
+		t.Fatal("empty CPU profile")
+	}
+
+	// A real fault still goes to the runtime, which makes it a panic.
+	func() {
+		defer func() {
+			if _, ok := recover().(runtime.Error); !ok {
+				t.Fatal("a nil dereference did not panic with a runtime error")
+			}
+		}()
+		var p *int
+		_ = *p
+	}()
 
 	r, w, err := os.Pipe()
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"os/signal"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -189,6 +190,10 @@ func isTerminal(fd int) bool {
 	_, err := unix.IoctlGetTermios(fd, unix.TCGETS)
 	return err == nil
 }
+
+// startIgnored is the set of signals ignored when the first supervisor was
+// made, before steward changed any disposition (inherit.go).
+var startIgnored = sync.OnceValue(ignoredSignals)
 
 // startPPID is steward's parent when the process started, to tell whether
 // the parent died before the parent-death signal was set.

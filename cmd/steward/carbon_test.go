@@ -5,7 +5,10 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -28,6 +31,8 @@ type carbon struct {
 	cmd  *exec.Cmd
 	done chan struct{}
 	out  *testutil.LockedBuffer
+	// web is graphite-web's address when the carbon has one (startGraphite).
+	web string
 }
 
 // startCarbon writes a config on free loopback ports and starts
@@ -35,10 +40,23 @@ type carbon struct {
 // an hour, so a 1 s interval maps each round to its own slot.
 func startCarbon(t *testing.T) *carbon {
 	t.Helper()
-	c := &carbon{t: t, dir: t.TempDir(), addr: freeAddr(t)}
+	return startCarbonIn(t, t.TempDir(), "", freeAddr(t))
+}
+
+// startCarbonIn starts carbon storing under dir; with web set
+// (graphite-web's address) it registers tagged series in graphite-web's
+// tag database, and answers graphite-web's queries for points not yet
+// written on query.
+func startCarbonIn(t *testing.T, dir, web, query string) *carbon {
+	t.Helper()
+	c := &carbon{t: t, dir: dir, addr: freeAddr(t), web: web}
+	tags := "False"
+	if web != "" {
+		tags = "True\nGRAPHITE_URL = http://" + web
+	}
 	_, linePort, _ := net.SplitHostPort(c.addr)
 	_, picklePort, _ := net.SplitHostPort(freeAddr(t))
-	_, queryPort, _ := net.SplitHostPort(freeAddr(t))
+	_, queryPort, _ := net.SplitHostPort(query)
 	conf := fmt.Sprintf(`[cache]
 STORAGE_DIR = %[1]s
 LOCAL_DATA_DIR = %[1]s/whisper
@@ -56,13 +74,13 @@ CACHE_QUERY_INTERFACE = 127.0.0.1
 CACHE_QUERY_PORT = %[4]s
 MAX_CREATES_PER_MINUTE = inf
 MAX_UPDATES_PER_SECOND = inf
-# No graphite-web here: the tag database is graphite-web's. Carbon still
-# stores tagged series, under _tagged/ (see whisperPath).
-ENABLE_TAGS = False
+# Without graphite-web, no tag database (it is graphite-web's): carbon
+# still stores tagged series, under _tagged/ (see whisperPath).
+ENABLE_TAGS = %[5]s
 TAG_HASH_FILENAMES = True
 LOG_CREATES = True
 LOG_UPDATES = False
-`, c.dir, linePort, picklePort, queryPort)
+`, c.dir, linePort, picklePort, queryPort, tags)
 	os.WriteFile(filepath.Join(c.dir, "carbon.conf"), []byte(conf), 0o644)
 	os.WriteFile(filepath.Join(c.dir, "storage-schemas.conf"), []byte("[all]\npattern = .*\nretentions = 1s:1h\n"), 0o644)
 	c.start()
@@ -204,3 +222,115 @@ func (c *carbon) want(what, series string, ok func(v float64) bool) {
 
 func eq(x float64) func(float64) bool      { return func(v float64) bool { return v == x } }
 func atLeast(x float64) func(float64) bool { return func(v float64) bool { return v >= x } }
+
+// startGraphite runs graphite-web (Debian's graphite-web, Django's
+// runserver) on loopback with its settings, tag database and storage in a
+// temporary directory, and a carbon that fills them: series are then read
+// back as a Grafana would, through graphite-web's /render API.
+func startGraphite(t *testing.T) *carbon {
+	t.Helper()
+	dir := t.TempDir()
+	web, query := freeAddr(t), freeAddr(t)
+	for _, d := range []string{"py", "whisper", "log/webapp"} {
+		os.MkdirAll(filepath.Join(dir, d), 0o755)
+	}
+	settings := fmt.Sprintf(`STORAGE_DIR = %[1]q
+WHISPER_DIR = %[1]q + '/whisper'
+STANDARD_DIRS = [WHISPER_DIR]
+LOG_DIR = %[1]q + '/log/webapp'
+INDEX_FILE = %[1]q + '/index'
+CONF_DIR = %[1]q
+LOG_ROTATION = False
+SECRET_KEY = 'steward-test'
+TIME_ZONE = 'UTC'
+DEFAULT_XFILES_FACTOR = 0
+TAGDB = 'graphite.tags.localdatabase.LocalDatabaseTagDB'
+DATABASES = {'default': {'ENGINE': 'django.db.backends.sqlite3', 'NAME': %[1]q + '/graphite.db'}}
+CARBONLINK_HOSTS = [%[2]q]
+`, dir, query)
+	os.WriteFile(filepath.Join(dir, "py", "steward_test_settings.py"), []byte(settings), 0o644)
+	env := append(os.Environ(), "PYTHONPATH="+filepath.Join(dir, "py"),
+		"GRAPHITE_SETTINGS_MODULE=steward_test_settings", "DJANGO_SETTINGS_MODULE=graphite.settings")
+	migrate := exec.Command("/usr/bin/python3", "-m", "django", "migrate", "--noinput")
+	migrate.Env = env
+	if out, err := migrate.CombinedOutput(); err != nil {
+		t.Fatalf("graphite-web (Debian package graphite-web): migrate: %v\n%s", err, out)
+	}
+	out := &testutil.LockedBuffer{}
+	cmd := exec.Command("/usr/bin/python3", "-m", "django", "runserver", web, "--noreload")
+	cmd.Env, cmd.Stdout, cmd.Stderr = env, out, out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+		<-done
+		if t.Failed() {
+			t.Logf("graphite-web output:\n%s", out.String())
+		}
+	})
+	testutil.Eventually(t, "graphite-web answering on "+web, func() bool {
+		select {
+		case <-done:
+			t.Fatalf("graphite-web exited:\n%s", out.String())
+		default:
+		}
+		resp, err := http.Get("http://" + web + "/render?format=json&target=foo")
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err == nil
+	})
+	return startCarbonIn(t, dir, web, query)
+}
+
+// render asks graphite-web for target (a seriesByTag query, say) over the
+// last ten minutes: each series' name and its newest value.
+func (c *carbon) render(target string) map[string]float64 {
+	c.t.Helper()
+	q := url.Values{"target": {target}, "format": {"json"}, "from": {"-10min"}}
+	resp, err := http.Get("http://" + c.web + "/render?" + q.Encode())
+	if err != nil {
+		c.t.Fatalf("graphite-web: %v", err)
+	}
+	defer resp.Body.Close()
+	var series []struct {
+		Target     string
+		Datapoints [][2]*float64
+	}
+	b, _ := io.ReadAll(resp.Body)
+	if err := json.Unmarshal(b, &series); err != nil {
+		c.t.Fatalf("graphite-web: %v: %s", err, b)
+	}
+	out := map[string]float64{}
+	for _, s := range series {
+		for i := len(s.Datapoints) - 1; i >= 0; i-- {
+			if v := s.Datapoints[i][0]; v != nil {
+				out[s.Target] = *v
+				break
+			}
+		}
+	}
+	return out
+}
+
+// wantRendered waits until graphite-web answers target with one series
+// whose newest value passes ok.
+func (c *carbon) wantRendered(what, target string, ok func(v float64) bool) {
+	c.t.Helper()
+	var got map[string]float64
+	testutil.Eventually(c.t, what+" from graphite-web ("+target+")", func() bool {
+		got = c.render(target)
+		for _, v := range got {
+			if ok(v) {
+				return len(got) == 1
+			}
+		}
+		time.Sleep(100 * time.Millisecond) // pacing: each query is a Django request
+		return false
+	})
+	c.t.Logf("graphite-web: %s = %v", target, got)
+}
