@@ -479,3 +479,25 @@ func sigqueue(t *testing.T, pid int, sig syscall.Signal) {
 		t.Fatalf("sigqueue %v: %v", sig, errno)
 	}
 }
+
+// TestFaultSignalFromInside: the issue's reproduction. A program sends
+// SEGV to PID 1: steward forwards it (dumb-init's behaviour), so the
+// program dies of it and steward exits 139 with no Go dump; with SEGV
+// dropped, as tini does, the program carries on and its code is steward's.
+func TestFaultSignalFromInside(t *testing.T) {
+	script := `sleep .1; kill -SEGV 1; sleep .1; echo survived; exit 7`
+	in := start(t, runOpts{command: []string{"sh", "-c", script}})
+	if code := in.wait(); code != 128+int(syscall.SIGSEGV) {
+		t.Fatalf("exit code %d, want 139 (the program killed by the forwarded SEGV)", code)
+	}
+	if strings.Contains(in.stderr.String(), "goroutine") {
+		t.Fatalf("steward crashed:\n%s", in.stderr.String())
+	}
+	in = start(t, runOpts{config: "[programs.app]\nmain = true\nsignals = { SEGV = \"drop\" }\n", command: []string{"sh", "-c", script}})
+	if code := in.wait(); code != 7 {
+		t.Fatalf("exit code %d, want 7", code)
+	}
+	if !strings.Contains(in.stdout.String(), "survived") {
+		t.Fatalf("stdout %q", in.stdout.String())
+	}
+}
