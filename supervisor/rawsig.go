@@ -26,6 +26,13 @@ import (
 //     tell from a kill: forwarding those would kill the program.
 //   - 32 and 34 (glibc's SIGRTMIN): no handler at all in a Go binary without
 //     cgo, so their default action, terminate, would end steward.
+//   - ILL, TRAP, BUS, FPE, SEGV, STKFLT and SYS: the runtime passes them to
+//     os/signal only when kill(2) or tgkill(2) sent them (si_code SI_USER
+//     or SI_TKILL); sent with sigqueue(3) (SI_QUEUE, kill -q) it takes them
+//     for a real fault and crashes. steward's handler tells the kernel's
+//     faults (si_code above zero) from anything a process sent, and passes
+//     only the faults on to the runtime, which still panics or crashes
+//     loudly on a real one.
 //   - URG: the runtime preempts goroutines by sending URG to its own
 //     threads, and os/signal passes those on as if someone had sent them,
 //     so a program would get URGs nobody sent it. The runtime's come with
@@ -40,7 +47,8 @@ import (
 // handler exists (other architectures) these signals stay with the
 // runtime: URG is caught with os/signal, spurious ones included, PIPE and
 // PROF are not forwarded, and 32 and 34 terminate steward.
-var rawSignals = []syscall.Signal{syscall.SIGPIPE, syscall.SIGURG, syscall.SIGPROF, 32, configs.SigRTMin}
+var rawSignals = []syscall.Signal{syscall.SIGPIPE, syscall.SIGURG, syscall.SIGPROF, 32, configs.SigRTMin,
+	syscall.SIGILL, syscall.SIGTRAP, syscall.SIGBUS, syscall.SIGFPE, syscall.SIGSEGV, syscall.SIGSTKFLT, syscall.SIGSYS}
 
 // rawRecordSize is how much of each siginfo the handler writes: si_signo,
 // si_errno, si_code, padding, si_pid, si_uid. Writes up to PIPE_BUF are

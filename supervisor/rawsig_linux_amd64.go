@@ -51,19 +51,19 @@ func rtSigaction(sig syscall.Signal, act, old *sigactiont) error {
 	return nil
 }
 
-// setRawHandler makes rawHandler the handler of sig. For URG and PROF it
-// first keeps the runtime's handler, which rawHandler calls for the
-// runtime's own preemption and profiling signals. All signals are blocked
+// setRawHandler makes rawHandler the handler of sig. For the signals it
+// passes on to the runtime (URG, PROF, the faults) it first keeps the
+// runtime's handler, the same for all. All signals are blocked
 // while it runs, as they are for the runtime's handler.
 func setRawHandler(sig syscall.Signal) error {
 	rawSelfPID = int32(unix.Getpid())
-	if sig == syscall.SIGURG || sig == syscall.SIGPROF {
+	if sig != syscall.SIGPIPE && sig < 32 { // rawHandler may pass it on to the runtime
 		var old sigactiont
 		if err := rtSigaction(sig, nil, &old); err != nil {
 			return err
 		}
 		if old.handler <= 1 || runtimeHandler != 0 && old.handler != runtimeHandler {
-			return errors.New("the Go runtime does not handle SIGURG and SIGPROF with its one handler")
+			return errors.New("the Go runtime does not handle it with its one handler")
 		}
 		runtimeHandler = old.handler
 	}

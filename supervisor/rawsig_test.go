@@ -79,6 +79,17 @@ func TestRawSignals(t *testing.T) {
 		t.Fatal("empty CPU profile")
 	}
 
+	// A real fault still goes to the runtime, which makes it a panic.
+	func() {
+		defer func() {
+			if _, ok := recover().(runtime.Error); !ok {
+				t.Fatal("a nil dereference did not panic with a runtime error")
+			}
+		}()
+		var p *int
+		_ = *p
+	}()
+
 	r, w, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/binary"
 	"fmt"
 	"io"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"unsafe"
 
 	"github.com/creack/pty"
 	"golang.org/x/sys/unix"
@@ -153,6 +155,18 @@ func TestSignalSweep(t *testing.T) {
 					continue
 				}
 				in.signal(sig)
+				in.waitGot("main", sig)
+				if group {
+					in.waitGot("member", sig)
+				}
+			}
+			// The fault signals once more, sent with sigqueue (si_code
+			// SI_QUEUE, which the Go runtime alone takes for a real fault).
+			for _, sig := range []syscall.Signal{syscall.SIGILL, syscall.SIGTRAP, syscall.SIGBUS, syscall.SIGFPE,
+				syscall.SIGSEGV, syscall.SIGSTKFLT, syscall.SIGSYS} {
+				os.Remove(filepath.Join(in.dir, "got.main"))
+				os.Remove(filepath.Join(in.dir, "got.member"))
+				sigqueue(t, in.pid(), sig)
 				in.waitGot("main", sig)
 				if group {
 					in.waitGot("member", sig)
@@ -450,5 +464,40 @@ func TestTTYJobControl(t *testing.T) {
 	line := out[strings.Index(out, "SigIgn:"):]
 	if got := statusSignals(t, line[:strings.IndexByte(line, '\n')], "SigIgn"); len(got) > 0 {
 		t.Fatalf("the program started with signals %v ignored, want none:\n%q", got, out)
+	}
+}
+
+// sigqueue sends sig to pid as sigqueue(3) does (si_code SI_QUEUE).
+func sigqueue(t *testing.T, pid int, sig syscall.Signal) {
+	t.Helper()
+	var info [128]byte
+	binary.NativeEndian.PutUint32(info[0:], uint32(sig))
+	binary.NativeEndian.PutUint32(info[8:], uint32(0xffffffff)) // SI_QUEUE, -1
+	binary.NativeEndian.PutUint32(info[16:], uint32(os.Getpid()))
+	binary.NativeEndian.PutUint32(info[20:], uint32(os.Getuid()))
+	if _, _, errno := unix.Syscall(unix.SYS_RT_SIGQUEUEINFO, uintptr(pid), uintptr(sig), uintptr(unsafe.Pointer(&info[0]))); errno != 0 {
+		t.Fatalf("sigqueue %v: %v", sig, errno)
+	}
+}
+
+// TestFaultSignalFromInside: the issue's reproduction. A program sends
+// SEGV to PID 1: steward forwards it (dumb-init's behaviour), so the
+// program dies of it and steward exits 139 with no Go dump; with SEGV
+// dropped, as tini does, the program carries on and its code is steward's.
+func TestFaultSignalFromInside(t *testing.T) {
+	script := `sleep .1; kill -SEGV 1; sleep .1; echo survived; exit 7`
+	in := start(t, runOpts{command: []string{"sh", "-c", script}})
+	if code := in.wait(); code != 128+int(syscall.SIGSEGV) {
+		t.Fatalf("exit code %d, want 139 (the program killed by the forwarded SEGV)", code)
+	}
+	if strings.Contains(in.stderr.String(), "goroutine") {
+		t.Fatalf("steward crashed:\n%s", in.stderr.String())
+	}
+	in = start(t, runOpts{config: "[programs.app]\nmain = true\nsignals = { SEGV = \"drop\" }\n", command: []string{"sh", "-c", script}})
+	if code := in.wait(); code != 7 {
+		t.Fatalf("exit code %d, want 7", code)
+	}
+	if !strings.Contains(in.stdout.String(), "survived") {
+		t.Fatalf("stdout %q", in.stdout.String())
 	}
 }
