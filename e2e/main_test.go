@@ -21,6 +21,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -114,8 +115,9 @@ func startDockerd() (stop func(), err error) {
 			return nil, fmt.Errorf("no docker CLI (Debian package docker.io): %w", err)
 		}
 	}
-	root := filepath.Join("/var/lib/steward-e2e", fmt.Sprintf("docker-%d", os.Getpid()))
-	run := filepath.Join("/run/steward-e2e", fmt.Sprintf("%d", os.Getpid()))
+	sweepStale()
+	root := filepath.Join(dockerRoots, fmt.Sprintf("docker-%d", os.Getpid()))
+	run := filepath.Join(dockerRuns, fmt.Sprintf("%d", os.Getpid()))
 	for _, d := range []string{root, run} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, err
@@ -147,11 +149,7 @@ func startDockerd() (stop func(), err error) {
 			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 			<-done
 		}
-		// The overlay mounts are gone with the daemon; what is left is
-		// plain files.
-		exec.Command("umount", "-R", root).Run()
-		os.RemoveAll(root)
-		os.RemoveAll(run)
+		removeDaemonDirs(root, run)
 	}
 	deadline := time.Now().Add(3 * time.Minute)
 	for {
@@ -160,8 +158,7 @@ func startDockerd() (stop func(), err error) {
 		}
 		select {
 		case <-done:
-			os.RemoveAll(root)
-			os.RemoveAll(run)
+			removeDaemonDirs(root, run)
 			return nil, fmt.Errorf("dockerd exited:\n%s", out.String())
 		default:
 		}
@@ -170,6 +167,53 @@ func startDockerd() (stop func(), err error) {
 			return nil, fmt.Errorf("dockerd did not answer:\n%s", out.String())
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// Where each run's daemon keeps its data and its sockets, by the test
+// process's pid.
+const (
+	dockerRoots = "/var/lib/steward-e2e"
+	dockerRuns  = "/run/steward-e2e"
+)
+
+// removeDaemonDirs removes a daemon's directories once it has stopped:
+// what it left mounted there (the overlays, the netns file of
+// --network host) first.
+func removeDaemonDirs(dirs ...string) {
+	for _, d := range dirs {
+		exec.Command("umount", "-R", d).Run()
+		for _, m := range mountsUnder(d) {
+			syscall.Unmount(m, syscall.MNT_DETACH)
+		}
+		os.RemoveAll(d)
+	}
+}
+
+// mountsUnder lists the mount points below dir, deepest first.
+func mountsUnder(dir string) []string {
+	b, _ := os.ReadFile("/proc/self/mountinfo")
+	var out []string
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) > 4 && strings.HasPrefix(f[4], dir+"/") {
+			out = append([]string{f[4]}, out...)
+		}
+	}
+	return out
+}
+
+// sweepStale removes what the daemons of runs that were killed (a go test
+// timeout, say: their daemons die with them) left behind.
+func sweepStale() {
+	for _, base := range []string{dockerRoots, dockerRuns} {
+		entries, _ := os.ReadDir(base)
+		for _, e := range entries {
+			pid, err := strconv.Atoi(strings.TrimPrefix(e.Name(), "docker-"))
+			if err != nil || pid == os.Getpid() || syscall.Kill(pid, 0) == nil {
+				continue
+			}
+			removeDaemonDirs(filepath.Join(base, e.Name()))
+		}
 	}
 }
 
