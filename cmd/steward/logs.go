@@ -39,7 +39,7 @@ func startLogs(ctx context.Context, w *wiring) (component, error) {
 		debug.SetMemoryLimit(memoryBackstop + 2*int64(w.cfg.Fluentd.QueueBytes))
 	}
 	s.Start(w.sup.Logs())
-	w.sources.add(fluentdMetrics(s))
+	w.sources.add(s.Metrics)
 	return s, nil
 }
 

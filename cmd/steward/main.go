@@ -55,7 +55,16 @@ const (
 )
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	code := run(os.Args[1:], os.Stdout, os.Stderr)
+	if supervisor.IsMachineInit("/proc") {
+		// The machine's own init (a VM's /init) must never exit: the kernel
+		// would panic. Everything has stopped: power off, as init systems do.
+		fmt.Fprintf(os.Stderr, "steward: exit code %d; powering off\n", code)
+		if err := supervisor.PowerOff(); err != nil {
+			fmt.Fprintln(os.Stderr, "steward:", err)
+		}
+	}
+	os.Exit(code)
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
