@@ -58,6 +58,9 @@ type Report struct {
 	// OutputMetricFormat and OutputMetricTags are the check's.
 	OutputMetricFormat string
 	OutputMetricTags   map[string]string
+	// Metrics are the metrics parsed from the output (OutputMetricFormat),
+	// for the check's Sensu event as sensu-agent attaches them.
+	Metrics []MetricPoint
 	Result
 	// Program is set for the implicit checks of programs.
 	Program *ProgramState
@@ -91,6 +94,19 @@ func (c *Check) RunOnce(ctx context.Context) Report {
 	return Report{Name: c.Name, Kind: c.Kind, Target: c.Target, Health: c.Health,
 		Interval: c.Interval, Timeout: c.Timeout, Handlers: c.Handlers,
 		OutputMetricFormat: c.OutputMetricFormat, OutputMetricTags: c.OutputMetricTags, Result: c.Probe.Probe(ctx)}
+}
+
+// MetricPoint is one metric of a check's output.
+type MetricPoint struct {
+	Name      string
+	Value     float64
+	Timestamp int64 // Unix seconds
+	Tags      []MetricTag
+}
+
+// MetricTag is one tag of a MetricPoint.
+type MetricTag struct {
+	Name, Value string
 }
 
 // Scheduler runs checks at their intervals and hands every report to

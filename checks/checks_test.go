@@ -212,4 +212,3 @@ func TestHealthJudgement(t *testing.T) {
 		t.Fatalf("after forgetting worker: %+v", rep)
 	}
 }
-

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 )
 
 // Cgroup modes.
@@ -472,7 +473,12 @@ func workingSet(usage, inactiveFile uint64) float64 {
 }
 
 func usec(v uint64) float64 { return float64(v) / 1e6 }
-func nsec(v uint64) float64 { return float64(v) / 1e9 }
+
+// seconds is d in seconds by one division, so that the value prints as
+// short as d does (1.434591254, not time.Duration.Seconds' sum of whole
+// and fractional seconds, 1.4345912539999999).
+func seconds(d time.Duration) float64 { return float64(d) / float64(time.Second) }
+func nsec(v uint64) float64           { return float64(v) / 1e9 }
 
 // findCgroup locates the cgroup of root/proc/self from its cgroup file
 // and mountinfo.

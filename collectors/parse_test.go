@@ -3,8 +3,10 @@ package collectors
 import (
 	"bytes"
 	"math"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestParseMountInfoEscapes(t *testing.T) {
@@ -58,5 +60,14 @@ func TestParseAllocs(t *testing.T) {
 	})
 	if n != 0 || anon != 114688 {
 		t.Fatalf("%v allocations, anon %d", n, anon)
+	}
+}
+
+// TestSecondsPrintsShort: a duration in seconds prints as short as the
+// duration, with no float noise (issue 10, defect 9).
+func TestSecondsPrintsShort(t *testing.T) {
+	d := 1434591254 * time.Nanosecond
+	if got := strconv.FormatFloat(seconds(d), 'f', -1, 64); got != "1.434591254" {
+		t.Fatalf("seconds(%v) prints %s", d, got)
 	}
 }

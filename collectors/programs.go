@@ -128,7 +128,7 @@ func (p *Programs) Collect(ctx context.Context, emit func(Sample)) error {
 			continue // no process: its usage is absent, not zero
 		}
 		if !ps.StartedAt.IsZero() {
-			gauge(emit, "program.uptime_seconds", now.Sub(ps.StartedAt).Seconds(), t.base)
+			gauge(emit, "program.uptime_seconds", seconds(now.Sub(ps.StartedAt)), t.base)
 		}
 		if g := p.groups[ps.PID]; g.procs > 0 {
 			gauge(emit, "program.processes", float64(g.procs), t.base)

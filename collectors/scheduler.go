@@ -112,7 +112,7 @@ func (s *Scheduler) Stats(emit func(Sample)) {
 		if st.ok {
 			ok = 1
 		}
-		gauge(emit, "steward.collector.duration_seconds", st.duration.Seconds(), st.tags)
+		gauge(emit, "steward.collector.duration_seconds", seconds(st.duration), st.tags)
 		gauge(emit, "steward.collector.success", ok, st.tags)
 	}
 }

@@ -62,32 +62,41 @@ func (d *tcpDiag) count(counts *[len(tcpStates)]int) error {
 		if err != nil {
 			return fmt.Errorf("sock_diag: %w", err)
 		}
-		b := d.buf[:n]
-		for len(b) >= unix.SizeofNlMsghdr {
-			l := int(ne.Uint32(b[0:]))
-			typ := ne.Uint16(b[4:])
-			if l < unix.SizeofNlMsghdr || l > len(b) {
-				return errors.New("sock_diag: truncated message")
-			}
-			msg := b[unix.SizeofNlMsghdr:l]
-			switch typ {
-			case unix.NLMSG_DONE:
-				return nil
-			case unix.NLMSG_ERROR:
-				if len(msg) >= 4 {
-					if errno := int32(ne.Uint32(msg)); errno != 0 {
-						return fmt.Errorf("sock_diag: %w", unix.Errno(-errno))
-					}
-				}
-				return errors.New("sock_diag: error")
-			case tcpdiagGetsock:
-				if len(msg) > inetDiagMsgState {
-					if st := int(msg[inetDiagMsgState]); st >= 1 && st <= len(counts) {
-						counts[st-1]++
-					}
-				}
-			}
-			b = b[min(len(b), (l+unix.NLMSG_ALIGNTO-1)&^(unix.NLMSG_ALIGNTO-1)):]
+		if done, err := countDiagStates(d.buf[:n], counts); done || err != nil {
+			return err
 		}
 	}
+}
+
+// countDiagStates counts the sockets of one read of netlink messages by
+// state; done is true at the dump's end.
+func countDiagStates(b []byte, counts *[len(tcpStates)]int) (done bool, err error) {
+	ne := binary.NativeEndian
+	for len(b) >= unix.SizeofNlMsghdr {
+		l := int(ne.Uint32(b[0:]))
+		typ := ne.Uint16(b[4:])
+		if l < unix.SizeofNlMsghdr || l > len(b) {
+			return false, errors.New("sock_diag: truncated message")
+		}
+		msg := b[unix.SizeofNlMsghdr:l]
+		switch typ {
+		case unix.NLMSG_DONE:
+			return true, nil
+		case unix.NLMSG_ERROR:
+			if len(msg) >= 4 {
+				if errno := int32(ne.Uint32(msg)); errno != 0 {
+					return false, fmt.Errorf("sock_diag: %w", unix.Errno(-errno))
+				}
+			}
+			return false, errors.New("sock_diag: error")
+		case tcpdiagGetsock:
+			if len(msg) > inetDiagMsgState {
+				if st := int(msg[inetDiagMsgState]); st >= 1 && st <= len(counts) {
+					counts[st-1]++
+				}
+			}
+		}
+		b = b[min(len(b), (l+unix.NLMSG_ALIGNTO-1)&^(unix.NLMSG_ALIGNTO-1)):]
+	}
+	return false, nil
 }

@@ -49,7 +49,7 @@ func TestLineIndexScansOnce(t *testing.T) {
 // process's CPU time (user+system, GC included) per key, less disturbed
 // than wall time by other load on the machine.
 func BenchmarkLoad(b *testing.B) {
-	for _, n := range []int{1000, 8000, 64000} {
+	for _, n := range []int{1000, 2000, 8000, 64000} {
 		data := bigConfig(n)
 		path := filepath.Join(b.TempDir(), "big.toml")
 		if err := os.WriteFile(path, data, 0o644); err != nil {

@@ -69,6 +69,10 @@ type Steward struct {
 	// MaxLineBytes is the longest line kept whole; longer lines are cut
 	// into parts marked partial.
 	MaxLineBytes int `toml:"max_line_bytes"`
+	// PdeathSignal is sent to steward when its parent dies (prctl
+	// PR_SET_PDEATHSIG, tini -p), for steward run by another supervisor;
+	// unused as PID 1, which has no parent to lose.
+	PdeathSignal Signal `toml:"pdeath_signal"`
 	// LogBufferLines is how many log records each subscriber (a shipper)
 	// may lag behind before records are dropped and counted.
 	LogBufferLines int `toml:"log_buffer_lines"`
@@ -117,6 +121,11 @@ type Program struct {
 	ForwardSignals *bool `toml:"forward_signals"`
 	// Signals rewrites forwarded signals: {HUP = "USR1", WINCH = "drop"}.
 	Signals map[string]SignalRewrite `toml:"signals"`
+	// SignalGroup sends steward's signals to the program's whole process
+	// group (the default); false sends them to its pid only (dumb-init's
+	// --single-child). The SIGKILL at the stop timeout always goes to the
+	// group.
+	SignalGroup *bool `toml:"signal_group"`
 
 	// Logs is how the program's lines are forwarded (shippers/fluentd).
 	Logs *ProgramLogs `toml:"logs"`
@@ -242,3 +251,7 @@ func (p *Program) Forwards() bool {
 	}
 	return p.Main
 }
+
+// SignalsGroup reports whether signals go to p's process group rather than
+// its pid only.
+func (p *Program) SignalsGroup() bool { return p.SignalGroup == nil || *p.SignalGroup }

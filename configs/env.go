@@ -34,6 +34,7 @@ var EnvSettings = []EnvSetting{
 	{Name: "STEWARD_OUTPUT_PREFIX", Key: "steward.output_prefix"},
 	{Name: "STEWARD_OUTPUT_TIMESTAMPS", Key: "steward.output_timestamps"},
 	{Name: "STEWARD_MAX_LINE_BYTES", Key: "steward.max_line_bytes"},
+	{Name: "STEWARD_PDEATHSIG", Key: "steward.pdeath_signal"},
 	{Name: "STEWARD_HEALTH_GRACE_PERIOD", Key: "health.grace_period"},
 	{Name: "STEWARD_HTTP_ADDR", Key: "http.addr"},
 	{Name: "STEWARD_CONTROL_SOCKET", Key: "control.socket"},

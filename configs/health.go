@@ -112,11 +112,11 @@ func ControlSocket(path string, environ []string) (string, error) {
 		d.source = path
 		data, err := os.ReadFile(path)
 		if err != nil {
-			return "", &Error{[]Problem{{Source: path, Message: fmt.Sprintf("cannot read: %v", errors.Unwrap(err))}}}
+			return "", &Error{Problems: []Problem{{Source: path, Message: fmt.Sprintf("cannot read: %v", errors.Unwrap(err))}}}
 		}
 		doc, err := parseDocument(data)
 		if err != nil {
-			return "", &Error{[]Problem{syntaxProblem(path, err)}}
+			return "", &Error{Problems: []Problem{syntaxProblem(path, err)}}
 		}
 		tree, d.lines = doc.tree, doc.lines
 	}
@@ -134,7 +134,7 @@ func ControlSocket(path string, environ []string) (string, error) {
 	d.validating = true
 	checkSocketPath(d, socket)
 	if len(d.problems) > 0 {
-		return "", &Error{d.problems}
+		return "", &Error{Problems: d.problems}
 	}
 	return socket, nil
 }

@@ -37,6 +37,8 @@ func (p Problem) String() string {
 // Error lists every problem found; Load returns it when there is any.
 type Error struct {
 	Problems []Problem
+	// Warnings are as Config.Warnings, found beside the problems.
+	Warnings []Problem
 }
 
 func (e *Error) Error() string {
@@ -71,7 +73,7 @@ func Load(opts Options) (*Config, error) {
 	if opts.Path != "" {
 		var err error
 		if data, err = os.ReadFile(opts.Path); err != nil {
-			return nil, &Error{[]Problem{{Source: opts.Path, Message: fmt.Sprintf("cannot read: %v", errors.Unwrap(err))}}}
+			return nil, &Error{Problems: []Problem{{Source: opts.Path, Message: fmt.Sprintf("cannot read: %v", errors.Unwrap(err))}}}
 		}
 	}
 	return loadData(opts, data)
@@ -85,7 +87,7 @@ func loadData(opts Options, data []byte) (*Config, error) {
 		d.source = opts.Path
 		doc, err := parseDocument(data)
 		if err != nil {
-			return nil, &Error{[]Problem{syntaxProblem(opts.Path, err)}}
+			return nil, &Error{Problems: []Problem{syntaxProblem(opts.Path, err)}}
 		}
 		tree, d.lines = doc.tree, doc.lines
 	}
@@ -114,7 +116,7 @@ func loadData(opts Options, data []byte) (*Config, error) {
 	d.sort(d.warnings)
 	if len(d.problems) > 0 {
 		d.sort(d.problems)
-		return nil, &Error{d.problems}
+		return nil, &Error{Problems: d.problems, Warnings: d.warnings}
 	}
 	cfg.Warnings = d.warnings
 	return cfg, nil

@@ -19,6 +19,7 @@ func TestSensuFromEnvironment(t *testing.T) {
 		"STEWARD_SENSU_API_KEY_FILE=" + keyFile,
 		"STEWARD_SENSU_SUBSCRIPTIONS=web,linux",
 		"STEWARD_SENSU_KEEPALIVE_INTERVAL=10s",
+		"STEWARD_SENSU_REDACT=secret,ec2_access_key",
 		"STEWARD_HOST=host-1",
 	}})
 	if err != nil {
@@ -27,7 +28,8 @@ func TestSensuFromEnvironment(t *testing.T) {
 	s := cfg.Sensu
 	if !slices.Equal(s.BackendURLs, []string{"ws://a:8081", "wss://b:8081"}) || s.Password != "pw" || s.APIKey != "the-key" ||
 		!slices.Equal(s.Subscriptions, []string{"web", "linux"}) || s.KeepaliveInterval.D() != 10*time.Second ||
-		s.EntityName != "host-1" || s.Namespace != "default" || !s.Deregister || s.User != "agent" {
+		s.EntityName != "host-1" || s.Namespace != "default" || !s.Deregister || s.User != "agent" ||
+		!slices.Equal(s.Redact, []string{"secret", "ec2_access_key"}) || s.EventSpacing.D() != time.Second || s.AllowAnyCommand {
 		t.Fatalf("%+v", s)
 	}
 	for _, name := range []string{"STEWARD_SENSU_PASSWORD", "STEWARD_SENSU_API_KEY"} {

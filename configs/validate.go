@@ -141,11 +141,7 @@ func (d *decoder) validateProgram(cfg *Config, p *Program) {
 	if p.StopSignal == 0 {
 		d.add("", key+".stop_signal", "must name a signal")
 	}
-	for from := range p.Signals {
-		if _, err := ParseSignal(from); err != nil {
-			d.add("", join(key+".signals", from), "%v", err)
-		}
-	}
+	d.validateRewrites(key, p)
 	for name := range p.Rlimits {
 		if _, ok := RlimitResources[name]; !ok {
 			d.add("", join(key+".rlimits", name), "unknown resource (known: %s)", strings.Join(sortedKeys(RlimitResources), ", "))
@@ -355,6 +351,24 @@ func (d *decoder) findCycles(cfg *Config) {
 	for _, name := range cfg.Order {
 		if state[name] == unvisited {
 			visit(name)
+		}
+	}
+}
+
+// validateRewrites refuses rewrites that could never happen: of a signal
+// steward never receives or never forwards.
+func (d *decoder) validateRewrites(key string, p *Program) {
+	for _, from := range sortedKeys(p.Signals) {
+		k := join(key+".signals", from)
+		sig, err := ParseSignal(from)
+		if err != nil {
+			d.add("", k, "%v", err)
+			continue
+		}
+		// Any target is fine: steward sends it with kill(2). A target
+		// that does not exist failed to decode already.
+		if err := NotForwarded(sig); err != nil {
+			d.add("", k, "cannot rewrite: %v", err)
 		}
 	}
 }

@@ -66,7 +66,7 @@ func (s Signal) String() string {
 	if s == 0 {
 		return ""
 	}
-	return unix.SignalName(syscall.Signal(s))
+	return SignalName(syscall.Signal(s))
 }
 
 func (s *Signal) decodeValue(v any) error {
@@ -94,7 +94,7 @@ func ParseSignal(v any) (syscall.Signal, error) {
 		if !strings.HasPrefix(name, "SIG") {
 			name = "SIG" + name
 		}
-		if sig := unix.SignalNum(name); sig != 0 {
+		if sig := signalByName(name); sig != 0 {
 			return sig, nil
 		}
 		return 0, fmt.Errorf("unknown signal %q", x)

@@ -66,7 +66,7 @@ type Server struct {
 	streams  map[string]StreamFunc
 	ln       *net.UnixListener
 	path     string
-	conns    map[net.Conn]struct{}
+	conns    map[net.Conn]bool // true while it carries a stream
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -77,7 +77,7 @@ type Server struct {
 // NewServer returns a server with no handlers.
 func NewServer(log *slog.Logger) *Server {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Server{log: log, handlers: map[string]HandlerFunc{}, streams: map[string]StreamFunc{}, conns: map[net.Conn]struct{}{},
+	return &Server{log: log, handlers: map[string]HandlerFunc{}, streams: map[string]StreamFunc{}, conns: map[net.Conn]bool{},
 		ctx: ctx, cancel: cancel, slots: make(chan struct{}, maxConnections)}
 }
 
@@ -180,7 +180,7 @@ func (s *Server) accept() {
 			continue
 		}
 		s.mu.Lock()
-		s.conns[conn] = struct{}{}
+		s.conns[conn] = false
 		s.mu.Unlock()
 		s.wg.Add(1)
 		go func() {
@@ -211,6 +211,9 @@ func (s *Server) serve(conn net.Conn) {
 		}
 		if req, h := s.stream(line); h != nil {
 			// A stream owns the connection until it ends.
+			s.mu.Lock()
+			s.conns[conn] = true
+			s.mu.Unlock()
 			s.serveStream(conn, r, req, h)
 			return
 		}
@@ -253,7 +256,10 @@ func (s *Server) serveStream(conn net.Conn, r *bufio.Reader, req Request, h Stre
 	switch {
 	case err != nil && ctx.Err() == nil:
 		writeResponse(conn, Response{Error: err.Error()})
-	case ctx.Err() == nil:
+	case ctx.Err() == nil || s.ctx.Err() != nil:
+		// Done, or steward is stopping: the stream ends normally, so
+		// `steward logs -f` ends quietly with steward.
+		_ = conn.SetWriteDeadline(time.Now().Add(time.Second))
 		writeResponse(conn, Response{OK: true})
 	}
 }
@@ -323,18 +329,28 @@ func (s *Server) Close(ctx context.Context) error {
 	if s.ln != nil {
 		s.ln.Close()
 	}
-	s.mu.Lock()
-	for c := range s.conns {
-		c.Close()
-	}
-	s.mu.Unlock()
+	// Streams end themselves on the cancel, with a last answer that tells
+	// the client the stream is over; the other connections close now.
+	s.closeConns(false)
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
 	select {
 	case <-done:
 		return nil
 	case <-ctx.Done():
+		s.closeConns(true)
 		return fmt.Errorf("control: closing: %w", ctx.Err())
+	}
+}
+
+// closeConns closes the connections, streams too when all is set.
+func (s *Server) closeConns(all bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c, streaming := range s.conns {
+		if all || !streaming {
+			c.Close()
+		}
 	}
 }
 

@@ -96,13 +96,14 @@ func (s *Supervisor) RestartProgram(ctx context.Context, name string) error {
 	})
 }
 
-// SignalProgram sends sig to the program's process group.
+// SignalProgram sends sig to the program's process group (its pid with
+// signal_group = false).
 func (s *Supervisor) SignalProgram(ctx context.Context, name string, sig syscall.Signal) error {
 	return s.control(ctx, name, func(p *program) error {
 		if p.pid == 0 {
 			return fmt.Errorf("supervisor: %q: %w", name, ErrNotRunning)
 		}
-		s.signalGroup(p, sig)
+		s.signalProgram(p, sig)
 		return nil
 	})
 }

@@ -58,7 +58,7 @@ func status(t *testing.T, s *Supervisor, name string) ProgramStatus {
 
 func waitState(t *testing.T, s *Supervisor, name string, want State) ProgramStatus {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(testutil.HangGuard)
 	for {
 		ps := status(t, s, name)
 		if ps.State == want && (want != StateRunning || ps.PID != 0) {

@@ -53,6 +53,7 @@ type program struct {
 	readyNow  bool            // this incarnation passed its readiness
 
 	failures     int // consecutive failed starts
+	shortages    int // consecutive starts that failed for lack of resources
 	restarts     int
 	last         *ExitStatus
 	readyFailed  bool // the readiness probe gave up on this incarnation
@@ -309,7 +310,7 @@ func (s *Supervisor) onReady(p *program, gen int, ok bool, output string) {
 	// counted as a failed start.
 	s.log.Error("program not ready in time", "program", p.name, "max_wait", p.spec.Ready.MaxWait.D(), "probe", output)
 	p.readyFailed = true
-	s.signalGroup(p, p.spec.StopSignal.S())
+	s.signalProgram(p, p.spec.StopSignal.S())
 	p.killTimer = s.after(p, p.spec.StopTimeout.D(), func() { s.kill(p) })
 }
 
@@ -329,6 +330,10 @@ func (s *Supervisor) onExit(p *program, gen int, st ExitStatus) {
 		ev.Message = st.StartErr.Error()
 	}
 	s.emit(ev)
+	if !s.shuttingDown && wasState != StateStopping && resourceShortage(st.StartErr) {
+		s.retryShortage(p, st.StartErr)
+		return
+	}
 	// A main program restarted on request has not ended the container.
 	if p.spec.Main && !s.exitSet && (s.shuttingDown || wasState != StateStopping) {
 		s.exitCode, s.exitSet = code, true
@@ -353,6 +358,7 @@ func (s *Supervisor) onExit(p *program, gen int, st ExitStatus) {
 		return
 	}
 
+	p.shortages = 0
 	failedStart := oneshot || wasState == StateStarting || p.readyFailed || st.StartErr != nil
 	if failedStart {
 		p.failures++
@@ -390,6 +396,40 @@ func (s *Supervisor) onExit(p *program, gen int, st ExitStatus) {
 			}
 		})
 	}
+	s.schedule()
+}
+
+// resourceShortage tells a start that failed because steward or the
+// machine ran out of something (file descriptors: pipe2 or fork with
+// EMFILE/ENFILE; processes or memory: EAGAIN, ENOMEM) from one that failed
+// because of the program. The program is not at fault and the shortage
+// passes (a burst of connections, a leak elsewhere that gets killed), so it
+// never counts toward start_retries and never makes the program fatal.
+func resourceShortage(err error) bool {
+	return err != nil && (errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) ||
+		errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.ENOMEM))
+}
+
+// shortageRetryMin is the first delay after a start failed for lack of
+// resources: what ran out is rarely back within milliseconds.
+const shortageRetryMin = time.Second
+
+// retryShortage schedules another start of p after a start that failed
+// for lack of resources, with backoff, whatever its restart policy: p never
+// ran.
+func (s *Supervisor) retryShortage(p *program, err error) {
+	p.shortages++
+	s.shortages.Add(1)
+	delay := backoff.Delay(max(p.spec.BackoffInitial.D(), shortageRetryMin), max(p.spec.BackoffMax.D(), shortageRetryMin), p.shortages)
+	s.log.Warn("cannot start for lack of resources; trying again", "program", p.name, "err", err,
+		"delay", delay.String(), "attempts", p.shortages)
+	p.state = StateBackoff
+	s.emit(Event{Program: p.name, Kind: EventRestarting, Delay: delay, Restarts: p.restarts, Message: err.Error()})
+	p.timer = s.after(p, delay, func() {
+		if p.state == StateBackoff && !s.shuttingDown {
+			s.start(p)
+		}
+	})
 	s.schedule()
 }
 

@@ -90,7 +90,7 @@ func (s *Supervisor) sendStop(p *program) {
 		p.probeCancel = nil
 	}
 	s.emit(Event{Program: p.name, Kind: EventStopping, PID: p.pid, Message: "sent " + signalName(sig)})
-	s.signalGroup(p, sig)
+	s.signalProgram(p, sig)
 	p.killTimer = s.after(p, p.spec.StopTimeout.D(), func() { s.kill(p) })
 }
 

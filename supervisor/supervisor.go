@@ -10,9 +10,9 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/signal"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -21,15 +21,6 @@ import (
 	"github.com/stewardhq/steward/configs"
 	"github.com/stewardhq/steward/stream"
 )
-
-// ForwardedSignals are the signals steward catches and passes on. SIGCHLD
-// belongs to the reaper; job-control and fault signals are left alone, as
-// tini does.
-var ForwardedSignals = []os.Signal{
-	syscall.SIGHUP, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGTERM,
-	syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGWINCH, syscall.SIGALRM,
-	syscall.SIGCONT, syscall.SIGPWR, syscall.SIGTSTP,
-}
 
 // Config is what the supervisor takes from steward's configuration; cmd/
 // builds it from a configs snapshot. The program definitions are shared
@@ -48,20 +39,25 @@ type Config struct {
 	OutputTimestamps bool
 	// MaxLineBytes is the longest line kept whole.
 	MaxLineBytes int
+	// PdeathSignal is sent to steward when its parent dies (not as PID 1).
+	PdeathSignal syscall.Signal
 }
 
 // Supervisor runs the programs of one configuration.
 type Supervisor struct {
-	cfg     Config
-	log     *slog.Logger
-	reaper  *reaper
-	env     []string // inherited environment, secrets removed
-	devNull *os.File
-	out     *output
-	prefix  bool
+	cfg Config
+	log *slog.Logger
+	// shortages counts starts that failed for lack of resources.
+	shortages atomic.Uint64
+	reaper    *reaper
+	env       []string // inherited environment, secrets removed
+	devNull   *os.File
+	out       *output
+	prefix    bool
 	// stdinTTY: fd 0 is our controlling terminal, so the main program can
 	// be put in its foreground.
 	stdinTTY bool
+	sigs     *signals
 
 	logs   *stream.Stream[LogRecord]
 	events *stream.Stream[Event]
@@ -169,6 +165,12 @@ func New(cfg Config, log *slog.Logger, opts ...Option) (*Supervisor, error) {
 	s.cfg.Programs = nil // the programs live in s.programs from here on
 	s.reorder()
 	s.reaper = processReaper()
+	if s.sigs, err = catchSignals(isTerminal(0) || isTerminal(1) || isTerminal(2)); err != nil {
+		return nil, err
+	}
+	if err := setPdeathSignal(cfg.PdeathSignal); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -213,6 +215,10 @@ func (s *Supervisor) Started() <-chan struct{} { return s.started }
 // of one program on request is not a shutdown).
 func (s *Supervisor) ShuttingDown() <-chan struct{} { return s.shutdownBegan }
 
+// StartShortages counts program starts that failed for lack of resources
+// (file descriptors, processes, memory) and were tried again.
+func (s *Supervisor) StartShortages() uint64 { return s.shortages.Load() }
+
 // OrphansReaped counts processes reaped that were not programs or commands
 // of a Supervisor (orphans reparented to steward).
 func (s *Supervisor) OrphansReaped() uint64 { return s.reaper.orphans.Load() }
@@ -222,10 +228,6 @@ func (s *Supervisor) OrphansReaped() uint64 { return s.reaper.orphans.Load() }
 // for it, or ctx ended. It returns the exit code steward should exit with.
 func (s *Supervisor) Run(ctx context.Context) int {
 	defer close(s.loopDone)
-	// The signals stay registered after Run: steward is about to exit, and
-	// unregistering waits for the signal machinery to go idle.
-	sigc := make(chan os.Signal, 32)
-	signal.Notify(sigc, ForwardedSignals...)
 	stop := context.AfterFunc(ctx, func() {
 		s.post(func() { s.beginShutdown("shutdown requested", nil) })
 	})
@@ -235,7 +237,9 @@ func (s *Supervisor) Run(ctx context.Context) int {
 	close(s.started)
 	for !s.finished {
 		select {
-		case sig := <-sigc:
+		case sig := <-s.sigs.c:
+			s.onSignal(sig.(syscall.Signal))
+		case sig := <-s.sigs.urg:
 			s.onSignal(sig.(syscall.Signal))
 		case <-s.inbox.ready:
 			for _, f := range s.inbox.take() {
@@ -294,54 +298,4 @@ func (m *mailbox) take() []func() {
 	m.queue = nil
 	m.mu.Unlock()
 	return q
-}
-
-// onSignal handles a signal steward received.
-func (s *Supervisor) onSignal(sig syscall.Signal) {
-	s.log.Debug("signal received", "signal", signalName(sig))
-	if sig == syscall.SIGHUP && s.onHangup != nil {
-		go s.onHangup()
-		return
-	}
-	if (sig == syscall.SIGTERM || sig == syscall.SIGINT) && !s.shuttingDown {
-		// The forwarded signal is the stop signal of the programs that
-		// receive forwarded signals; the rest get their own, in order.
-		for _, p := range s.programs {
-			if p.spec.Forwards() {
-				if to, ok := p.rewrite(sig); ok {
-					p.stopOverride = to
-				}
-			}
-		}
-		s.beginShutdown("received "+signalName(sig), nil)
-		return
-	}
-	for _, p := range s.programs {
-		if !p.spec.Forwards() || !p.alive() {
-			continue
-		}
-		to, ok := p.rewrite(sig)
-		if !ok {
-			s.log.Debug("signal dropped", "program", p.name, "signal", signalName(sig))
-			continue
-		}
-		s.signalGroup(p, to)
-	}
-}
-
-// signalGroup sends sig to the program's whole process group.
-func (s *Supervisor) signalGroup(p *program, sig syscall.Signal) {
-	if p.pgid <= 0 {
-		return
-	}
-	if err := unix.Kill(-p.pgid, sig); err != nil && err != unix.ESRCH {
-		s.log.Warn("cannot signal program", "program", p.name, "signal", signalName(sig), "err", err)
-	}
-}
-
-func signalName(sig syscall.Signal) string {
-	if name := unix.SignalName(sig); name != "" {
-		return name
-	}
-	return fmt.Sprintf("signal %d", int(sig))
 }

@@ -2,7 +2,9 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"strings"
 	"syscall"
 	"testing"
@@ -41,7 +43,7 @@ http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
 // Bad input is counted as drops.
 func TestAppMetricsToCarbon(t *testing.T) {
 	c := startCarbon(t)
-	statsdAddr, relayAddr, appAddr := freeAddr(t), freeAddr(t), freeAddr(t)
+	statsdAddr, relayAddr, appAddr, httpAddr := freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t)
 	_, appPort, _ := net.SplitHostPort(appAddr)
 	config := fmt.Sprintf(`
 [steward]
@@ -52,6 +54,10 @@ host = "testhost"
 [metrics]
 interval = "1s"
 collectors = ["steward"]
+prometheus = true
+
+[http]
+addr = "%s"
 
 [metrics.statsd]
 enabled = true
@@ -91,7 +97,7 @@ output_metric_format = "graphite_plaintext"
 command = ["printf", "# TYPE queue_depth gauge\nqueue_depth{queue=\"mail\"} 9\n"]
 interval = "1s"
 output_metric_format = "prometheus_text"
-`, statsdAddr, relayAddr, c.addr, appServer, appPort, appAddr)
+`, httpAddr, statsdAddr, relayAddr, c.addr, appServer, appPort, appAddr)
 	in := start(t, runOpts{config: config})
 	listening := func(input string) func() bool {
 		return func() bool {
@@ -176,6 +182,17 @@ output_metric_format = "prometheus_text"
 	c.want("p90 stored", series("http.request_duration.p90", route), atLeast(1))
 	c.want("malformed StatsD counted", series("steward.appmetrics.dropped_total", "input=statsd", "reason=malformed"), eq(1))
 	c.want("StatsD lines received", series("steward.appmetrics.received_total", "input=statsd"), eq(134))
+
+	// The inputs' own figures are on steward's /metrics too.
+	testutil.Eventually(t, "the StatsD drop on /metrics", func() bool {
+		resp, err := http.Get("http://" + httpAddr + "/metrics")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return strings.Contains(string(b), `steward_appmetrics_dropped_total{app="web",version="3074f46",host="testhost",input="statsd",reason="malformed"} 1`+"\n")
+	})
 
 	// The Prometheus endpoint, labels as tags, program= added.
 	c.want("scraped counter", series("http_requests_total", "code=200", "route=/api", "program=app"), eq(1027))

@@ -24,7 +24,7 @@ func startChecks(ctx context.Context, w *wiring) (component, error) {
 	w.sources.add(healthMetrics(w.health))
 	publish := func(r checks.Report) {
 		if w.checkMetrics != nil {
-			w.checkMetrics.Record(r)
+			r.Metrics = w.checkMetrics.Record(r)
 		}
 		w.health.Record(r)
 		w.results.Publish(r)

@@ -112,7 +112,7 @@ func TestControlCommands(t *testing.T) {
 		if !strings.Contains(line, "worker up") {
 			t.Fatalf("logs -f -n 1 began with %q", line)
 		}
-	case <-time.After(20 * time.Second):
+	case <-time.After(testutil.HangGuard):
 		t.Fatal("logs -f showed no recent line")
 	}
 	if out, code = ctlRun(t, sock, "signal", "USR1", "worker"); code != 0 || !strings.Contains(out, "worker: signalled USR1") {
@@ -124,7 +124,7 @@ func TestControlCommands(t *testing.T) {
 		select {
 		case line := <-lines:
 			got = line == "worker got USR1"
-		case <-time.After(20 * time.Second):
+		case <-time.After(testutil.HangGuard):
 			t.Fatal("logs -f did not show the trap's line")
 		}
 	}

@@ -30,6 +30,12 @@ func TestMain(m *testing.M) {
 	if mode := os.Getenv("STEWARD_TEST_HELPER"); mode != "" {
 		os.Exit(helper(mode, os.Args[1:]))
 	}
+	// STEWARD_TEST_BIN runs the tests against another build, e.g. the
+	// main branch's, to see which tests fail before a fix.
+	if bin := os.Getenv("STEWARD_TEST_BIN"); bin != "" {
+		stewardBin = bin
+		os.Exit(m.Run())
+	}
 	dir, err := os.MkdirTemp("", "steward-test-")
 	if err != nil {
 		panic(err)
@@ -56,6 +62,9 @@ func TestMain(m *testing.M) {
 // shell can't give: "listen" accepts TCP connections on $LISTEN_ADDR and
 // "http" answers 200 there, both after $LISTEN_DELAY.
 func helper(mode string, args []string) int {
+	if mode == "spawn" {
+		return spawnHelper(args)
+	}
 	if d, err := time.ParseDuration(os.Getenv("LISTEN_DELAY")); err == nil {
 		time.Sleep(d)
 	}
@@ -99,6 +108,8 @@ type runOpts struct {
 	hostPIDNS bool
 	// stdio, when set, replaces the pipes (a terminal, say).
 	stdio *os.File
+	// stdout, when set, is steward's stdout.
+	stdout *os.File
 	// setctty makes stdio the controlling terminal of a new session.
 	setctty bool
 	// wrap runs steward through this command (steward's path and
@@ -159,6 +170,9 @@ func start(t *testing.T, o runOpts) *instance {
 		if o.discardStdout {
 			in.cmd.Stdout = nil // exec opens /dev/null
 		}
+	}
+	if o.stdout != nil {
+		in.cmd.Stdout = o.stdout
 	}
 	if o.setctty {
 		in.cmd.SysProcAttr.Setsid = true

@@ -5,6 +5,7 @@ import (
 	"os"
 	"runtime/debug"
 
+	"github.com/stewardhq/steward/configs"
 	"github.com/stewardhq/steward/shippers/fluentd"
 )
 
@@ -14,7 +15,7 @@ func startLogs(ctx context.Context, w *wiring) (component, error) {
 	if w.cfg.Fluentd == nil {
 		return nil, nil
 	}
-	s, err := fluentd.New(w.cfg, w.log)
+	s, err := fluentd.New(fluentdConfig(w.cfg), w.log)
 	if err != nil {
 		return nil, err
 	}
@@ -33,3 +34,16 @@ func startLogs(ctx context.Context, w *wiring) (component, error) {
 }
 
 const memoryBackstop = 16 << 20
+
+// fluentdConfig is the shipper's part of the config snapshot.
+func fluentdConfig(cfg *configs.Config) fluentd.Config {
+	st := cfg.Steward
+	c := fluentd.Config{Fluentd: *cfg.Fluentd, App: st.App, Version: st.Version, Host: st.Host,
+		ContainerName: st.ContainerName, Programs: map[string]*configs.ProgramLogs{}}
+	for name, p := range cfg.Programs {
+		if p.Logs != nil {
+			c.Programs[name] = p.Logs
+		}
+	}
+	return c
+}

@@ -122,12 +122,21 @@ func loadConfig(opts configs.Options, stderr io.Writer) (*configs.Config, bool) 
 			for _, p := range cerr.Problems {
 				fmt.Fprintln(stderr, p.String())
 			}
+			printWarnings(cerr.Warnings, stderr)
 		} else {
 			fmt.Fprintln(stderr, "steward:", err)
 		}
 		return nil, false
 	}
 	return cfg, true
+}
+
+// printWarnings prints what `steward validate` found but does not count as
+// a problem: users and groups unknown on this host.
+func printWarnings(warnings []configs.Problem, stderr io.Writer) {
+	for _, w := range warnings {
+		fmt.Fprintln(stderr, "steward validate: warning:", w.String())
+	}
 }
 
 // plural is "1 problem", "2 problems".
@@ -156,9 +165,7 @@ func validate(args []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return exitUsage
 	}
-	for _, w := range cfg.Warnings {
-		fmt.Fprintln(stderr, "steward validate: warning:", w.String())
-	}
+	printWarnings(cfg.Warnings, stderr)
 	fmt.Fprintf(stdout, "%s: ok, %s (%s)\n", describe(opts), plural(len(cfg.Programs), "program"), strings.Join(cfg.Order, ", "))
 	return 0
 }
@@ -240,7 +247,7 @@ func supervisorConfig(cfg *configs.Config) supervisor.Config {
 	s := cfg.Steward
 	return supervisor.Config{Programs: cfg.ProgramList(), ShutdownTimeout: s.ShutdownTimeout.D(),
 		SuccessExitCodes: s.SuccessExitCodes, OutputPrefix: s.OutputPrefix, OutputTimestamps: s.OutputTimestamps,
-		MaxLineBytes: s.MaxLineBytes}
+		MaxLineBytes: s.MaxLineBytes, PdeathSignal: s.PdeathSignal.S()}
 }
 
 func supervise(args []string, stderr io.Writer) int {

@@ -72,6 +72,7 @@ func startMetrics(ctx context.Context, w *wiring) (component, error) {
 				func(emit func(collectors.Sample)) { sched.Stats(emit) },
 				func(emit func(collectors.Sample)) {
 					emit(collectors.Sample{Name: "steward.orphans_reaped_total", Value: float64(w.sup.OrphansReaped()), Kind: collectors.Counter})
+					emit(collectors.Sample{Name: "steward.start_shortages_total", Value: float64(w.sup.StartShortages()), Kind: collectors.Counter})
 				},
 				w.sources.emit,
 			}, stats...)}, w.log)

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/net/netutil"
+
 	"github.com/stewardhq/steward/configs"
 	"github.com/stewardhq/steward/control"
 )
@@ -20,6 +22,15 @@ type httpComponent struct {
 	srv  *http.Server
 	done chan struct{}
 }
+
+// Bounds of the HTTP endpoint, which probes and scrapers use: a handful of
+// connections at a time, each sending its request promptly.
+const (
+	httpMaxConns      = 64
+	httpHeaderTimeout = 5 * time.Second
+	httpIdleTimeout   = 30 * time.Second
+	httpWriteTimeout  = 30 * time.Second
+)
 
 func startHTTP(ctx context.Context, w *wiring) (component, error) {
 	addr := w.cfg.HTTP.Addr
@@ -36,8 +47,13 @@ func startHTTP(ctx context.Context, w *wiring) (component, error) {
 		w.log.Warn("http endpoint not started", "addr", addr, "err", err)
 		return nil, nil
 	}
-	c := &httpComponent{srv: &http.Server{Handler: w.mux, ReadHeaderTimeout: 5 * time.Second,
-		IdleTimeout: time.Minute}, done: make(chan struct{})}
+	// At most httpMaxConns connections at once: beyond, connections wait
+	// in the kernel's backlog, costing steward no descriptor, so a flood of
+	// idle connections can never take the descriptors programs need.
+	ln = netutil.LimitListener(ln, httpMaxConns)
+	c := &httpComponent{srv: &http.Server{Handler: w.mux, ReadHeaderTimeout: httpHeaderTimeout,
+		IdleTimeout: httpIdleTimeout, WriteTimeout: httpWriteTimeout, MaxHeaderBytes: 16 << 10},
+		done: make(chan struct{})}
 	go func() {
 		defer close(c.done)
 		if err := c.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

@@ -30,11 +30,14 @@ func NewMetricOutputs(max int, log *slog.Logger) *MetricOutputs {
 	return &MetricOutputs{stats: st, buf: ingest.NewBuffer(max, st)}
 }
 
-// Record parses r's output when its check has a metric format.
-func (m *MetricOutputs) Record(r checks.Report) {
+// Record parses r's output when its check has a metric format, keeps the
+// samples for the next round and returns them as points for the check's
+// Sensu event.
+func (m *MetricOutputs) Record(r checks.Report) []checks.MetricPoint {
 	if r.OutputMetricFormat == "" {
-		return
+		return nil
 	}
+	var points []checks.MetricPoint
 	extra := []collectors.Tag{{Key: "check", Value: r.Name}}
 	for k, v := range r.OutputMetricTags {
 		extra = append(extra, collectors.Tag{Key: k, Value: v})
@@ -45,11 +48,17 @@ func (m *MetricOutputs) Record(r checks.Report) {
 			s.Time = r.Executed
 		}
 		m.buf.Add(s)
+		p := checks.MetricPoint{Name: s.Name, Value: s.Value, Timestamp: s.Time.Unix()}
+		for _, t := range s.Tags {
+			p.Tags = append(p.Tags, checks.MetricTag{Name: t.Key, Value: t.Value})
+		}
+		points = append(points, p)
 	})
 	m.stats.Received(res.Lines)
 	for reason, n := range res.Dropped {
 		m.stats.Drop(reason, n)
 	}
+	return points
 }
 
 // Name implements collectors.Collector.

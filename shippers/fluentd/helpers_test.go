@@ -53,13 +53,25 @@ type harness struct {
 	out  *testLog
 }
 
+// shipperConfig is the shipper's part of a loaded config, as cmd/ builds
+// it.
+func shipperConfig(cfg *configs.Config) Config {
+	logs := map[string]*configs.ProgramLogs{}
+	for _, p := range cfg.ProgramList() {
+		if p.Logs != nil {
+			logs[p.Name] = p.Logs
+		}
+	}
+	return Config{Fluentd: *cfg.Fluentd, App: cfg.Steward.App, Version: cfg.Steward.Version, Host: cfg.Steward.Host, Programs: logs}
+}
+
 // startShipper runs a shipper on cfg, fed by a stream the test publishes
 // to as the supervisor's capture would.
 func startShipper(t *testing.T, cfg *configs.Config) *harness {
 	t.Helper()
 	out := &testLog{}
 	log := slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	s, err := New(cfg, log)
+	s, err := New(shipperConfig(cfg), log)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -264,6 +264,19 @@ func (s *sender) session(c *conn) (progress bool, err error) {
 	}()
 	ackTimer := time.NewTimer(time.Hour)
 	defer ackTimer.Stop()
+	// take handles one ack; false when it names no chunk in flight.
+	take := func(id string) bool {
+		i := slices.IndexFunc(inflight, func(ch *chunk) bool { return ch.id == id })
+		if i < 0 {
+			return false
+		}
+		ch := inflight[i]
+		inflight = slices.Delete(inflight, i, i+1)
+		s.noteAck(ch)
+		s.delivered(ch)
+		progress = true
+		return true
+	}
 	for {
 		for len(inflight) < window && !s.lastCall() {
 			ch := s.next()
@@ -276,6 +289,10 @@ func (s *sender) session(c *conn) (progress bool, err error) {
 			}
 			if err := s.write(c, ch); err != nil {
 				s.retry = append([]*chunk{ch}, s.retry...)
+				// The server may have acknowledged batches just before
+				// the connection broke: take those acks before anything
+				// is marked for sending again.
+				s.lastAcks(acks, readErr, take)
 				return progress, err
 			}
 			if ch.id == "" {
@@ -297,19 +314,6 @@ func (s *sender) session(c *conn) (progress bool, err error) {
 			ackTimer.Reset(time.Until(inflight[0].sentAt.Add(s.ackTimeout)))
 			timeout = ackTimer.C
 		}
-		// take handles one ack; false when it names no chunk in flight.
-		take := func(id string) bool {
-			i := slices.IndexFunc(inflight, func(ch *chunk) bool { return ch.id == id })
-			if i < 0 {
-				return false
-			}
-			ch := inflight[i]
-			inflight = slices.Delete(inflight, i, i+1)
-			s.noteAck(ch)
-			s.delivered(ch)
-			progress = true
-			return true
-		}
 		select {
 		case id := <-acks:
 			if !take(id) {
@@ -321,16 +325,7 @@ func (s *sender) session(c *conn) (progress bool, err error) {
 		case err := <-readErr:
 			// Acks read before the error count: a server that closes
 			// after acking (keepalive false) must not cause a resend.
-			for drained := false; !drained; {
-				select {
-				case id := <-acks:
-					if !take(id) {
-						drained = true
-					}
-				default:
-					drained = true
-				}
-			}
+			drainAcks(acks, take)
 			if !c.keepalive && len(inflight) == 0 {
 				return progress, errNoKeepalive
 			}
@@ -346,6 +341,45 @@ func (s *sender) session(c *conn) (progress bool, err error) {
 		}
 		if closed(s.abort) {
 			return progress, errAborted
+		}
+	}
+}
+
+// lastAckWait bounds the wait for acks still on their way when a write
+// failed: the reader soon fails too on a connection that broke.
+const lastAckWait = time.Second
+
+// lastAcks takes the acks the reader still delivers after a write failed,
+// until it fails too (or lastAckWait, or the flush deadline).
+func (s *sender) lastAcks(acks <-chan string, readErr <-chan error, take func(string) bool) {
+	t := time.NewTimer(lastAckWait)
+	defer t.Stop()
+	for {
+		select {
+		case id := <-acks:
+			take(id)
+		case <-readErr:
+			drainAcks(acks, take)
+			return
+		case <-t.C:
+			return
+		case <-s.abort:
+			return
+		}
+	}
+}
+
+// drainAcks takes the acks already read, up to one that names no chunk in
+// flight.
+func drainAcks(acks <-chan string, take func(string) bool) {
+	for {
+		select {
+		case id := <-acks:
+			if !take(id) {
+				return
+			}
+		default:
+			return
 		}
 	}
 }

@@ -49,10 +49,22 @@ type Stats struct {
 	Connected     bool
 }
 
+// Config is the shipper's own settings, built by cmd/ from the config
+// snapshot: the [fluentd] section, the identity records carry, and the
+// programs' [programs.NAME.logs].
+type Config struct {
+	configs.Fluentd
+	App, Version, Host string
+	// ContainerName is container_name in records; empty: the hostname.
+	ContainerName string
+	// Programs holds the log settings of the programs that have any.
+	Programs map[string]*configs.ProgramLogs
+}
+
 // Shipper forwards log records to a Fluentd server.
 type Shipper struct {
 	log *slog.Logger
-	cfg *configs.Fluentd
+	cfg Config
 	// subCapacity is how many batches (pipe reads) the subscription holds.
 	subCapacity int
 
@@ -72,28 +84,27 @@ type Shipper struct {
 	closeErr  error
 }
 
-// New prepares a shipper for cfg.Fluentd, opening the spool (its default
-// directory, else a temporary one when that is not writable).
-func New(cfg *configs.Config, log *slog.Logger) (*Shipper, error) {
-	f := cfg.Fluentd
-	if f == nil || len(f.Address) == 0 {
+// New prepares a shipper, opening the spool (its directory, else a
+// temporary one when that is not writable).
+func New(cfg Config, log *slog.Logger) (*Shipper, error) {
+	f := &cfg.Fluentd
+	if len(f.Address) == 0 {
 		return nil, errors.New("fluentd: no address configured")
 	}
-	s := &Shipper{log: log, cfg: f, subCapacity: subBatches, drainDone: make(chan struct{})}
+	s := &Shipper{log: log, cfg: cfg, subCapacity: subBatches, drainDone: make(chan struct{})}
+	programs := cfg.Programs
+	if programs == nil {
+		programs = map[string]*configs.ProgramLogs{}
+	}
 	s.enc = &encoder{
 		id: identity{
-			app: cfg.Steward.App, version: cfg.Steward.Version, host: cfg.Steward.Host,
-			containerID: ContainerID("/"), containerName: containerName(cfg.Steward.ContainerName), fields: f.Fields,
+			app: cfg.App, version: cfg.Version, host: cfg.Host,
+			containerID: ContainerID("/"), containerName: containerName(cfg.ContainerName), fields: f.Fields,
 		},
 		tag:      f.Tag,
-		programs: map[string]*configs.ProgramLogs{},
+		programs: programs,
 		streams:  map[streamKey]*stream{},
 		joiners:  map[streamKey]*joiner{},
-	}
-	for name, p := range cfg.Programs {
-		if p.Logs != nil {
-			s.enc.programs[name] = p.Logs
-		}
 	}
 	s.bat = &batcher{maxBytes: int(f.BatchBytes), interval: f.FlushInterval.D(), gzip: f.Compress == "gzip",
 		ack: f.RequireAck, builders: map[string]*builder{}}

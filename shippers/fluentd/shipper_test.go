@@ -201,7 +201,7 @@ func TestWithoutAcks(t *testing.T) {
 func TestAckTimeoutResends(t *testing.T) {
 	c := newCollector()
 	var swallowed atomic.Bool
-	p := listen(t, fluentdtest.Config{OnEvent: c.onEvent(false), Respond: func(chunk string) []byte {
+	p := listen(t, fluentdtest.Config{OnEvent: c.onEvent(false), Respond: func(_ int, chunk string) []byte {
 		if swallowed.CompareAndSwap(false, true) {
 			return nil // no ack for the first batch
 		}
@@ -253,7 +253,7 @@ func TestHeartbeatFailover(t *testing.T) {
 // deadline everything unacknowledged is kept, and the next shipper on the
 // same spool sends it.
 func TestCloseLeavesTheRestInTheSpool(t *testing.T) {
-	mute := listen(t, fluentdtest.Config{Respond: func(string) []byte { return nil }})
+	mute := listen(t, fluentdtest.Config{Respond: func(int, string) []byte { return nil }})
 	spool := filepath.Join(t.TempDir(), "spool")
 	cfg := testutil.LoadConfig(t, config(t, []string{mute.Addr()}, "batch_bytes = \"4KiB\"\n"), "app")
 	cfg.Fluentd.SpoolDir = spool

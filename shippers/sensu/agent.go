@@ -16,6 +16,7 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"math"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -96,7 +97,7 @@ type Agent struct {
 	// backends are the backend URLs in this agent's own random order, as
 	// sensu-agent shuffles them: a fleet spreads over a cluster.
 	backends []string
-	pace           *pacer
+	pace     *pacer
 
 	seqMu sync.Mutex
 	seq   map[string]int64
@@ -123,6 +124,8 @@ type Agent struct {
 
 	lastDialErr string
 	deregQueued bool // the run goroutine's
+	// sending is set while flush holds a message taken from the queue.
+	sending atomic.Bool
 }
 
 // New prepares the agent; Start connects it.
@@ -244,8 +247,30 @@ func (a *Agent) Publish(r checks.Report) {
 		Subscriptions: []string{}, EnvVars: []string{}, OutputMetricHandlers: []string{}, Pipelines: []any{},
 		Executed: r.Executed.Unix(), Issued: r.Executed.Unix(), Duration: r.Duration.Seconds(),
 		Output: r.Output, Status: uint32(r.Status), Scheduler: corev2MemoryScheduler,
+		OutputMetricFormat: r.OutputMetricFormat,
 	}
-	a.enqueue(c)
+	a.enqueue(c, eventMetricsOf(r))
+}
+
+// eventMetricsOf is the metrics of a check with an output_metric_format
+// for its event, nil for other checks. NaN and infinities, which JSON
+// cannot carry, are left out.
+func eventMetricsOf(r checks.Report) *eventMetrics {
+	if r.OutputMetricFormat == "" {
+		return nil
+	}
+	m := &eventMetrics{Handlers: []string{}, Points: []metricPoint{}}
+	for _, p := range r.Metrics {
+		if math.IsNaN(p.Value) || math.IsInf(p.Value, 0) {
+			continue
+		}
+		mp := metricPoint{Name: p.Name, Value: p.Value, Timestamp: p.Timestamp, Tags: []metricTag{}}
+		for _, t := range p.Tags {
+			mp.Tags = append(mp.Tags, metricTag{Name: t.Name, Value: t.Value})
+		}
+		m.Points = append(m.Points, mp)
+	}
+	return m
 }
 
 func nonNil(s []string) []string {
@@ -258,9 +283,10 @@ func nonNil(s []string) []string {
 // corev2MemoryScheduler is core/v2's MemoryScheduler.
 const corev2MemoryScheduler = "memory"
 
-func (a *Agent) enqueue(c *check) {
+func (a *Agent) enqueue(c *check, metrics *eventMetrics) {
 	c.ProcessedBy = a.cfg.EntityName
 	ev := a.newEvent(c)
+	ev.Metrics = metrics
 	b, err := json.Marshal(ev)
 	if err != nil {
 		a.log.Error("sensu: encoding event", "check", c.Metadata.Name, "err", err)
@@ -270,7 +296,9 @@ func (a *Agent) enqueue(c *check) {
 }
 
 // idle reports whether nothing waits to be sent and no result is in flight.
-func (a *Agent) idle() bool { return a.queue.len() == 0 && a.pace.idle(time.Now()) }
+func (a *Agent) idle() bool {
+	return !a.sending.Load() && a.queue.len() == 0 && a.pace.idle(time.Now())
+}
 
 func (a *Agent) newEvent(c *check) *event {
 	a.seqMu.Lock()
@@ -500,7 +528,7 @@ func (a *Agent) finishOn(conn *websocket.Conn) bool {
 			Handlers: []string{h}, Interval: 1, Subscriptions: []string{}, EnvVars: []string{},
 			OutputMetricHandlers: []string{}, Pipelines: []any{},
 			Executed: time.Now().Unix(), Output: "entity deregistered: the container stopped", Status: 1}
-		a.enqueue(c)
+		a.enqueue(c, nil)
 		return false
 	}
 	_ = conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, "steward stopping"), a.deadline())
@@ -511,14 +539,17 @@ func (a *Agent) finishOn(conn *websocket.Conn) bool {
 func (a *Agent) flush(conn *websocket.Conn) error {
 	for {
 		now := time.Now()
+		a.sending.Store(true)
 		m, ok := a.queue.next(func(check string) bool { return a.pace.ready(check, now) })
 		if !ok {
+			a.sending.Store(false)
 			return nil
 		}
 		if err := a.write(conn, m); err != nil {
 			// Maybe sent, maybe not: sent again on the next connection
 			// (at least once, as sensu-agent).
 			a.queue.pushFront(m)
+			a.sending.Store(false)
 			return err
 		}
 		if m.check != "" {
@@ -527,6 +558,7 @@ func (a *Agent) flush(conn *websocket.Conn) error {
 				go a.confirmStored(a.runCtx, m, f)
 			}
 		}
+		a.sending.Store(false)
 	}
 }
 

@@ -26,7 +26,7 @@ var (
 	realExec *supervisor.Supervisor
 )
 
-func executor(t *testing.T) checks.Executor {
+func executor(t testing.TB) checks.Executor {
 	t.Helper()
 	execOnce.Do(func() {
 		cfg, err := configs.Load(configs.Options{Command: []string{"true"}})
@@ -47,7 +47,7 @@ const (
 	testAPIKey   = "a1b2c3d4-api-key"
 )
 
-func newPeer(t *testing.T) *sensupeer.Peer {
+func newPeer(t testing.TB) *sensupeer.Peer {
 	t.Helper()
 	p, err := sensupeer.New(testUser, testPassword, testAPIKey)
 	if err != nil {
@@ -75,7 +75,7 @@ func testConfig(p *sensupeer.Peer) *configs.Sensu {
 	return c
 }
 
-func startAgent(t *testing.T, cfg *configs.Sensu) (*Agent, *testutil.LockedBuffer) {
+func startAgent(t testing.TB, cfg *configs.Sensu) (*Agent, *testutil.LockedBuffer) {
 	t.Helper()
 	logs := &testutil.LockedBuffer{}
 	a, err := New(cfg, Identity{App: "shop", Version: "3074f46", Hostname: "web-7f9c"}, executor(t),
@@ -97,7 +97,7 @@ func startAgent(t *testing.T, cfg *configs.Sensu) (*Agent, *testutil.LockedBuffe
 
 // waitFor waits until cond holds, woken by every change of the peer; the
 // limit only guards against a hang.
-func waitFor(t *testing.T, p *sensupeer.Peer, what string, cond func() bool) {
+func waitFor(t testing.TB, p *sensupeer.Peer, what string, cond func() bool) {
 	t.Helper()
 	limit := time.After(30 * time.Second)
 	for {
@@ -422,5 +422,31 @@ func TestFraming(t *testing.T) {
 	}
 	if _, _, err := decodeMessage([]byte("no newline")); err == nil {
 		t.Fatal("a message without a type line decoded")
+	}
+}
+
+// TestCheckMetricsInEvent: a check with an output_metric_format carries its
+// parsed metrics in its event, as sensu-agent attaches them, readable as
+// core/v2 Metrics.
+func TestCheckMetricsInEvent(t *testing.T) {
+	p := newPeer(t)
+	a, _ := startAgent(t, testConfig(p))
+	now := time.Now()
+	a.Publish(checks.Report{Name: "disk", Kind: checks.KindCommand, Target: "check_disk",
+		OutputMetricFormat: "nagios_perfdata",
+		Metrics: []checks.MetricPoint{{Name: "used", Value: 80, Timestamp: now.Unix(),
+			Tags: []checks.MetricTag{{Name: "check", Value: "disk"}, {Name: "mount", Value: "/data"}}}},
+		Result: checks.Result{Status: checks.OK, Output: "DISK OK | used=80%", Executed: now}})
+	waitFor(t, p, "the event", func() bool { return len(p.Events("default", "web-7f9c")["disk"]) > 0 })
+	ev := decodeEvent(t, p.Events("default", "web-7f9c")["disk"])
+	if ev.Check.OutputMetricFormat != "nagios_perfdata" {
+		t.Errorf("output_metric_format %q", ev.Check.OutputMetricFormat)
+	}
+	if ev.Metrics == nil || len(ev.Metrics.Points) != 1 {
+		t.Fatalf("metrics %+v", ev.Metrics)
+	}
+	pt := ev.Metrics.Points[0]
+	if pt.Name != "used" || pt.Value != 80 || pt.Timestamp != now.Unix() || len(pt.Tags) != 2 || pt.Tags[1].Value != "/data" {
+		t.Errorf("point %+v", pt)
 	}
 }

@@ -116,7 +116,7 @@ func (a *Agent) answer(c *check, issued int64, r checks.Result) {
 	if c.Metadata.Namespace == "" {
 		c.Metadata.Namespace = a.cfg.Namespace
 	}
-	a.enqueue(c)
+	a.enqueue(c, nil)
 }
 
 // substitute replaces entity tokens in a check's command, as sensu-agent

@@ -144,6 +144,29 @@ type event struct {
 	ID        string     `json:"id"` // a UUID in its text form, as core/v2 writes it
 	Sequence  int64      `json:"sequence"`
 	Pipelines []any      `json:"pipelines"`
+	// Metrics are those of a check with an output_metric_format, as
+	// sensu-agent extracts them (core/v2 Metrics).
+	Metrics *eventMetrics `json:"metrics,omitempty"`
+}
+
+// eventMetrics is core/v2 Metrics.
+type eventMetrics struct {
+	Handlers []string      `json:"handlers"`
+	Points   []metricPoint `json:"points"`
+}
+
+// metricPoint is core/v2 MetricPoint.
+type metricPoint struct {
+	Name      string      `json:"name"`
+	Value     float64     `json:"value"`
+	Timestamp int64       `json:"timestamp"`
+	Tags      []metricTag `json:"tags"`
+}
+
+// metricTag is core/v2 MetricTag.
+type metricTag struct {
+	Name  string `json:"name"`
+	Value string `json:"value"`
 }
 
 // checkRequest is core/v2 CheckRequest, as the backend publishes it.

@@ -120,9 +120,10 @@ type Config struct {
 	OnEvent func(Event)
 	// OnMessage is called once per message, after its events.
 	OnMessage func(Message)
-	// Respond, when set, replaces the ack for a chunk: it returns the
+	// Respond, when set, replaces the ack for a chunk on connection conn
+	// (numbered from 1 in the order they were accepted): it returns the
 	// bytes to write (nil writes nothing).
-	Respond func(chunk string) []byte
+	Respond func(conn int, chunk string) []byte
 
 	// AckRate, when positive, makes the peer as slow as a real Fluentd
 	// whose output is the bottleneck (in_forward with a file output takes
@@ -284,11 +285,12 @@ func (p *Peer) accept() {
 		}
 		p.conns[c] = true
 		p.connMu.Unlock()
-		p.count(func(s *Stats) { s.Connections++ })
+		var n int
+		p.count(func(s *Stats) { s.Connections++; n = s.Connections })
 		p.wg.Add(1)
 		go func() {
 			defer p.wg.Done()
-			p.serve(c)
+			p.serve(c, n)
 			c.Close()
 			p.connMu.Lock()
 			delete(p.conns, c)
@@ -310,7 +312,8 @@ func (p *Peer) heartbeats() {
 	}
 }
 
-func (p *Peer) serve(c net.Conn) {
+// serve runs connection number conn.
+func (p *Peer) serve(c net.Conn, conn int) {
 	r := msgp.NewReaderSize(c, 64<<10)
 	if p.cfg.SharedKey != "" {
 		if err := p.handshake(c, r); err != nil {
@@ -327,11 +330,11 @@ func (p *Peer) serve(c net.Conn) {
 			}
 			return
 		}
-		chunk, n, err := p.message(raw.Bytes(), &events)
+		chunk, nevents, err := p.message(raw.Bytes(), &events)
 		if err != nil {
 			return // a malformed message closes the connection, as in_forward does
 		}
-		if !p.pace(n) {
+		if !p.pace(nevents) {
 			return
 		}
 		if chunk == "" {
@@ -342,7 +345,7 @@ func (p *Peer) serve(c net.Conn) {
 		}
 		resp := msgp.AppendString(msgp.AppendString(msgp.AppendMapHeader(nil, 1), "ack"), chunk)
 		if p.cfg.Respond != nil {
-			resp = p.cfg.Respond(chunk)
+			resp = p.cfg.Respond(conn, chunk)
 		}
 		if len(resp) > 0 {
 			// Counted before it is written: a client that has read the
