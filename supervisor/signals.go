@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"slices"
 	"strings"
 	"syscall"
 
@@ -60,7 +59,7 @@ func caughtSignals(jobControlIgnored bool) []os.Signal {
 		sig := syscall.Signal(n)
 		switch {
 		case configs.NotForwarded(sig) != nil:
-		case rawSupported && slices.Contains(rawSignals, sig): // rawsig.go
+		case handledRaw(sig): // rawsig.go
 		case sig == syscall.SIGURG:
 		case (sig == syscall.SIGTTIN || sig == syscall.SIGTTOU) && jobControlIgnored:
 		default:
