@@ -11,7 +11,6 @@ import (
 	"github.com/stewardhq/steward/collectors/scrape"
 	"github.com/stewardhq/steward/collectors/statsd"
 	"github.com/stewardhq/steward/configs"
-	"github.com/stewardhq/steward/supervisor"
 )
 
 // appInputs are the app's own metrics: the collectors that run with
@@ -87,22 +86,14 @@ func (a *appInputs) listen(ctx context.Context, w *wiring) {
 		close(a.done)
 		return
 	}
-	sub := w.sup.Events().Subscribe("app metrics listeners", 64)
 	go func() {
 		defer close(a.done)
-		func() {
-			defer w.sup.Events().Unsubscribe(sub)
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case ev, ok := <-sub.C:
-					if !ok || ev.Kind == supervisor.EventStarted || ev.Kind == supervisor.EventExited {
-						return
-					}
-				}
-			}
-		}()
+		// Started: the programs that could start at once have been forked,
+		// or none could; the metrics themselves start after that.
+		select {
+		case <-ctx.Done():
+		case <-w.sup.Started():
+		}
 		a.mu.Lock()
 		defer a.mu.Unlock()
 		if a.closed || ctx.Err() != nil {
