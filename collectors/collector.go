@@ -61,7 +61,25 @@ type Collector interface {
 	Collect(ctx context.Context, emit func(Sample)) error
 }
 
-// Emitter helpers keep the collectors short and the kinds right.
+// Emitter helpers keep the collectors short and the kinds right. The
+// exported ones serve the components that report their own figures
+// through the steward collector (the shippers' Metrics methods).
+
+// EmitCounter emits a counter sample.
+func EmitCounter(emit func(Sample), name string, v float64, tags ...Tag) {
+	counter(emit, name, v, tags)
+}
+
+// EmitGauge emits a gauge sample.
+func EmitGauge(emit func(Sample), name string, v float64, tags ...Tag) { gauge(emit, name, v, tags) }
+
+// Bool is a gauge's value for a condition: 1 or 0.
+func Bool(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
 
 func gauge(emit func(Sample), name string, v float64, tags []Tag) {
 	emit(Sample{Name: name, Value: v, Kind: Gauge, Tags: tags})

@@ -193,7 +193,7 @@ func TestDashboardQueriesWhatStewardSends(t *testing.T) {
 		t.Fatal(err)
 	}
 	var sources strings.Builder
-	for _, pattern := range []string{"../collectors/*.go", "../collectors/*/*.go", "../cmd/steward/*.go"} {
+	for _, pattern := range []string{"../collectors/*.go", "../collectors/*/*.go", "../shippers/*/*.go", "../cmd/steward/*.go"} {
 		files, _ := filepath.Glob(pattern)
 		for _, f := range files {
 			if !strings.HasSuffix(f, "_test.go") {

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/stewardhq/steward/internal/testutil"
 )
 
 func newServer(t *testing.T) (*Server, string) {
@@ -148,7 +150,7 @@ func TestStreams(t *testing.T) {
 	}
 	select {
 	case <-followEnded:
-	case <-time.After(10 * time.Second):
+	case <-time.After(testutil.HangGuard):
 		t.Fatal("the stream handler did not notice the client leaving")
 	}
 	// A plain command still answers on a stream-capable server.

@@ -39,7 +39,7 @@ func running(t *testing.T, cfg *configs.Config) (*Supervisor, chan int) {
 		cancel()
 		select {
 		case <-done:
-		case <-time.After(30 * time.Second):
+		case <-time.After(testutil.HangGuard):
 			t.Error("supervisor did not stop")
 		}
 	})
@@ -115,7 +115,7 @@ func TestStopStartRestartSignal(t *testing.T) {
 	if err := s.RestartProgram(ctx, "a"); err != nil {
 		t.Fatal(err)
 	}
-	eventually := time.Now().Add(20 * time.Second)
+	eventually := time.Now().Add(testutil.HangGuard)
 	for status(t, s, "a").PID == a.PID || status(t, s, "a").State != StateRunning {
 		if time.Now().After(eventually) {
 			t.Fatal("a not restarted")
@@ -176,7 +176,7 @@ func TestStopStartRestartSignal(t *testing.T) {
 			t.Fatalf("exit code %d, want 143", code)
 		}
 		done <- code
-	case <-time.After(20 * time.Second):
+	case <-time.After(testutil.HangGuard):
 		t.Fatal("steward did not end when main was stopped")
 	}
 }
@@ -218,7 +218,7 @@ start_secs = 0
 			t.Fatalf("unchanged program %s was restarted", ps.Name)
 		}
 	}
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(testutil.HangGuard)
 	for status(t, s, "gone").State != -1 {
 		if time.Now().After(deadline) {
 			t.Fatal("removed program still listed")

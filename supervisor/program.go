@@ -196,6 +196,9 @@ func (s *Supervisor) checkIdle() {
 
 // start spawns a new incarnation of p.
 func (s *Supervisor) start(p *program) {
+	if p.gen > 0 {
+		s.endEscaped(p)
+	}
 	p.gen++
 	gen := p.gen
 	p.readyFailed, p.stopSent, p.groupAlive, p.readyNow = false, false, false, false

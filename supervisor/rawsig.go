@@ -19,13 +19,22 @@ import (
 // them all:
 //
 //   - PROF: the runtime's handler takes it for its CPU profiler and never
-//     passes it on, so a kill -PROF could not reach the program.
+//     passes it on, so a kill -PROF could not reach the program. The
+//     profiler's own ticks (si_code SI_TIMER or SI_KERNEL) still go to the
+//     runtime's handler, so steward can still be profiled.
 //   - PIPE: the kernel raises it when steward writes to a pipe or socket
 //     whose reader went away (a Fluentd that restarted, a closed stdout),
 //     with si_code SI_USER and steward's own pid, which os/signal cannot
 //     tell from a kill: forwarding those would kill the program.
 //   - 32 and 34 (glibc's SIGRTMIN): no handler at all in a Go binary without
 //     cgo, so their default action, terminate, would end steward.
+//   - ILL, TRAP, BUS, FPE, SEGV, STKFLT and SYS: the runtime passes them to
+//     os/signal only when kill(2) or tgkill(2) sent them (si_code SI_USER
+//     or SI_TKILL); sent with sigqueue(3) (SI_QUEUE, kill -q) it takes them
+//     for a real fault and crashes. steward's handler tells the kernel's
+//     faults (si_code above zero) from anything a process sent, and passes
+//     only the faults on to the runtime, which still panics or crashes
+//     loudly on a real one.
 //   - URG: the runtime preempts goroutines by sending URG to its own
 //     threads, and os/signal passes those on as if someone had sent them,
 //     so a program would get URGs nobody sent it. The runtime's come with
@@ -40,10 +49,8 @@ import (
 // handler exists (other architectures) these signals stay with the
 // runtime: URG is caught with os/signal, spurious ones included, PIPE and
 // PROF are not forwarded, and 32 and 34 terminate steward.
-//
-// Side effect: steward cannot profile itself with pprof (its SIGPROF timer
-// ticks would be forwarded); steward does not.
-var rawSignals = []syscall.Signal{syscall.SIGPIPE, syscall.SIGURG, syscall.SIGPROF, 32, configs.SigRTMin}
+var rawSignals = []syscall.Signal{syscall.SIGPIPE, syscall.SIGURG, syscall.SIGPROF, 32, configs.SigRTMin,
+	syscall.SIGILL, syscall.SIGTRAP, syscall.SIGBUS, syscall.SIGFPE, syscall.SIGSEGV, syscall.SIGSTKFLT, syscall.SIGSYS}
 
 // fastSignal reports the signals that the same handler catches, where it
 // exists, only because os/signal is slow to catch them: signal.Notify
@@ -52,13 +59,11 @@ var rawSignals = []syscall.Signal{syscall.SIGPIPE, syscall.SIGURG, syscall.SIGPR
 // some 55 signals steward forwards took 1.1 ms of every start (paired
 // runs: 1.49x the minimal Go init against 1.22x before they were all
 // caught; bench/run.sh), more than the rest of steward's path to its first
-// fork. Left to os/signal: CHLD (the reaper's), the fault signals, whose
-// real faults in steward the runtime must still handle, and TTIN and TTOU,
-// which steward may ignore instead.
+// fork. Left to os/signal: CHLD (the reaper's), ABRT (as before), and
+// TTIN and TTOU, which steward may ignore instead.
 func fastSignal(sig syscall.Signal) bool {
 	switch sig {
-	case syscall.SIGCHLD, syscall.SIGILL, syscall.SIGTRAP, syscall.SIGABRT, syscall.SIGBUS, syscall.SIGFPE,
-		syscall.SIGSEGV, syscall.SIGSYS, syscall.SIGTTIN, syscall.SIGTTOU:
+	case syscall.SIGCHLD, syscall.SIGABRT, syscall.SIGTTIN, syscall.SIGTTOU:
 		return false
 	}
 	return configs.NotForwarded(sig) == nil && !slices.Contains(rawSignals, sig)

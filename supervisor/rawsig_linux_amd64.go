@@ -15,11 +15,11 @@ import (
 var rawHandlerPC, rawRestorerPC uintptr
 
 // Read by rawHandler: the write end of its pipe, steward's pid, and the
-// runtime's own handler for URG.
+// runtime's own handler (one for every signal), for its URG and PROF.
 var (
-	rawWriteFD        uintptr
-	rawSelfPID        int32
-	runtimeURGHandler uintptr
+	rawWriteFD     uintptr
+	rawSelfPID     int32
+	runtimeHandler uintptr
 )
 
 func rawHandler()
@@ -51,21 +51,21 @@ func rtSigaction(sig syscall.Signal, act, old *sigactiont) error {
 	return nil
 }
 
-// setRawHandler makes rawHandler the handler of sig. For URG it first
-// keeps the runtime's handler, which rawHandler calls for the runtime's
-// own preemption signals. All signals are blocked while it runs, as they
-// are for the runtime's handler.
+// setRawHandler makes rawHandler the handler of sig. For the signals it
+// passes on to the runtime (URG, PROF, the faults) it first keeps the
+// runtime's handler, the same for all. All signals are blocked
+// while it runs, as they are for the runtime's handler.
 func setRawHandler(sig syscall.Signal) error {
 	rawSelfPID = int32(unix.Getpid())
-	if sig == syscall.SIGURG {
+	if sig != syscall.SIGPIPE && sig < 32 { // rawHandler may pass it on to the runtime
 		var old sigactiont
 		if err := rtSigaction(sig, nil, &old); err != nil {
 			return err
 		}
-		if old.handler <= 1 { // SIG_DFL or SIG_IGN: not the runtime's
-			return errors.New("the Go runtime does not handle SIGURG")
+		if old.handler <= 1 || runtimeHandler != 0 && old.handler != runtimeHandler {
+			return errors.New("the Go runtime does not handle it with its one handler")
 		}
-		runtimeURGHandler = old.handler
+		runtimeHandler = old.handler
 	}
 	sa := sigactiont{handler: rawHandlerPC, flags: saSiginfo | saOnstack | saRestorer | saRestart,
 		restorer: rawRestorerPC, mask: ^uint64(0)}

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -188,6 +189,10 @@ func isTerminal(fd int) bool {
 	_, err := unix.IoctlGetTermios(fd, unix.TCGETS)
 	return err == nil
 }
+
+// startIgnored is the set of signals ignored when the first supervisor was
+// made, before steward changed any disposition (inherit.go).
+var startIgnored = sync.OnceValue(ignoredSignals)
 
 // startPPID is steward's parent when the process started, to tell whether
 // the parent died before the parent-death signal was set.

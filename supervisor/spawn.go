@@ -151,6 +151,10 @@ type procSpec struct {
 	// foreground puts the child's process group in the foreground of the
 	// terminal on fd 0 (tini's tcsetpgrp), for interactive programs.
 	foreground bool
+	// setSignals: the chain loader sets the signal dispositions, ignoring
+	// those in ignore and resetting the others.
+	setSignals bool
+	ignore     []syscall.Signal
 }
 
 // fork starts the process in a new process group. It returns quickly: the
@@ -169,7 +173,10 @@ func (s *Supervisor) fork(spec procSpec) (int, error) {
 		sys.Foreground = true
 		sys.Ctty = 0
 	}
-	if spec.umask != nil || len(spec.limits) > 0 {
+	// The child's signal dispositions need setting when Go's fork would
+	// not leave them as steward found them (inherit.go).
+	spec.ignore, spec.setSignals = s.inheritedIgnored, len(s.inheritedIgnored) > 0 || s.sigs.jobControlIgnored
+	if spec.umask != nil || len(spec.limits) > 0 || spec.setSignals {
 		self, err := os.Executable()
 		if err != nil {
 			return 0, &startError{ExitCannotExecute, fmt.Errorf("supervisor: chain loader: own executable: %w", err)}
@@ -204,6 +211,13 @@ func chainArgs(spec procSpec, bin string) []string {
 		l := spec.limits[name]
 		args = append(args, fmt.Sprintf("rlimit=%s:%d:%d", name, l.Soft, l.Hard))
 	}
+	if spec.setSignals {
+		nums := make([]string, len(spec.ignore))
+		for i, sig := range spec.ignore {
+			nums[i] = strconv.Itoa(int(sig))
+		}
+		args = append(args, "sigign="+strings.Join(nums, ","))
+	}
 	if c := spec.cred; c != nil {
 		groups := make([]string, len(c.Groups))
 		for i, g := range c.Groups {
@@ -216,13 +230,16 @@ func chainArgs(spec procSpec, bin string) []string {
 
 // ChainLoad runs in the child, as "steward __chainload settings... -- path
 // argv...": it applies umask and rlimits while still privileged, drops to
-// the program's user and execs the program. It returns only on failure.
+// the program's user, sets the signal dispositions steward inherited, and
+// execs the program. It returns only on failure.
 func ChainLoad(args []string) error {
 	i := slices.Index(args, "--")
 	if i < 0 || len(args) < i+3 {
 		return errors.New("supervisor: chain loader: missing -- path argv")
 	}
 	var cred []string
+	var setSignals bool
+	var ignore []syscall.Signal
 	for _, a := range args[:i] {
 		k, v, _ := strings.Cut(a, "=")
 		switch k {
@@ -246,6 +263,13 @@ func ChainLoad(args []string) error {
 			}
 		case "cred":
 			cred = strings.Split(v, ":")
+		case "sigign":
+			setSignals = true
+			for n := range strings.SplitSeq(v, ",") {
+				if sig, err := strconv.Atoi(n); err == nil {
+					ignore = append(ignore, syscall.Signal(sig))
+				}
+			}
 		}
 	}
 	if len(cred) == 3 {
@@ -266,6 +290,12 @@ func ChainLoad(args []string) error {
 		}
 		if err := syscall.Setuid(uid); err != nil {
 			return fmt.Errorf("supervisor: chain loader: setuid: %w", err)
+		}
+	}
+	if setSignals {
+		// Last, so that nothing of the Go runtime runs with them set.
+		if err := setDispositions(ignore); err != nil {
+			return fmt.Errorf("supervisor: chain loader: signal dispositions: %w", err)
 		}
 	}
 	err := syscall.Exec(args[i+1], args[i+2:], os.Environ())

@@ -1,7 +1,10 @@
 package supervisor
 
 import (
+	"bytes"
 	"os"
+	"slices"
+	"strconv"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -201,4 +204,81 @@ func (s *Supervisor) endLeftovers() {
 	s.log.Warn("killing leftover processes")
 	signalAll(unix.SIGKILL)
 	waitGone(killGrace)
+}
+
+// escapedGrace is how long the escaped processes of a program's earlier
+// run get between TERM and KILL.
+const escapedGrace = leftoverGrace
+
+// endEscaped ends what an earlier run of p left behind outside its process
+// group (a daemon that called setsid) before p starts again: such a
+// process, reparented to steward, is known by the STEWARD_PROGRAM=name
+// every program's environment carries. It gets TERM (its whole group, if
+// it leads one), then KILL after escapedGrace if it is still there: left
+// running, it would hold the port or the lock the new run needs, until
+// steward exits.
+func (s *Supervisor) endEscaped(p *program) {
+	pids := s.escaped(p.name)
+	if len(pids) == 0 {
+		return
+	}
+	s.log.Info("ending processes an earlier run left behind", "program", p.name, "pids", pids)
+	signal := func(pid int, sig unix.Signal) {
+		if pgid, err := unix.Getpgid(pid); err == nil && pgid == pid {
+			_ = unix.Kill(-pid, sig)
+			return
+		}
+		_ = unix.Kill(pid, sig)
+	}
+	for _, pid := range pids {
+		signal(pid, unix.SIGTERM)
+	}
+	time.AfterFunc(escapedGrace, func() {
+		for _, pid := range pids {
+			// Still ours (steward's child, marked for p): not a pid reused
+			// since.
+			if slices.Contains(s.escapedNow(p.name), pid) {
+				signal(pid, unix.SIGKILL)
+			}
+		}
+	})
+}
+
+// escaped lists steward's children marked for the program name that are
+// no program's current process; on the loop.
+func (s *Supervisor) escaped(name string) []int {
+	var pids []int
+	for _, pid := range s.escapedNow(name) {
+		current := false
+		for _, q := range s.programs {
+			if q.pid == pid || q.pgid == pid && q.alive() {
+				current = true
+				break
+			}
+		}
+		if !current {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// escapedNow lists steward's children whose environment marks them as
+// started for the program name, by the pids steward's own namespace gives
+// them. /proc may be an outer namespace's, so steward finds itself there
+// first and translates each child's pid back.
+func (s *Supervisor) escapedNow(name string) []int {
+	self, err := proc.Self("/proc")
+	if err != nil {
+		return nil
+	}
+	marker := []byte("STEWARD_PROGRAM=" + name + "\x00")
+	var pids []int
+	for _, pid := range proc.Children("/proc", self) {
+		env, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/environ")
+		if err == nil && (bytes.HasPrefix(env, marker) || bytes.Contains(env, append([]byte{0}, marker...))) {
+			pids = append(pids, proc.LocalPID("/proc", pid))
+		}
+	}
+	return pids
 }

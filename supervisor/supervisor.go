@@ -58,6 +58,9 @@ type Supervisor struct {
 	// be put in its foreground.
 	stdinTTY bool
 	sigs     *signals
+	// inheritedIgnored are the signals ignored when steward started,
+	// which programs must find ignored too.
+	inheritedIgnored []syscall.Signal
 
 	logs   *stream.Stream[LogRecord]
 	events *stream.Stream[Event]
@@ -164,6 +167,7 @@ func New(cfg Config, log *slog.Logger, opts ...Option) (*Supervisor, error) {
 	}
 	s.cfg.Programs = nil // the programs live in s.programs from here on
 	s.reorder()
+	s.inheritedIgnored = startIgnored()
 	s.reaper = processReaper()
 	if s.sigs, err = catchSignals(isTerminal(0) || isTerminal(1) || isTerminal(2)); err != nil {
 		return nil, err

@@ -44,6 +44,7 @@ type stewardBin struct{ label, path string }
 type result struct {
 	rate, cpu   float64 // lines/s, CPU s per million lines
 	dups        int
+	perMsg      int // records per message at the (last) peer
 	hwmKiB      int // steward's VmHWM
 	rates, cpus []float64
 }
@@ -60,6 +61,7 @@ func main() {
 	compress := flag.String("compress", "none", "fluentd.compress for steward")
 	trace = flag.Bool("trace", false, "print arrival milestones, timings and steward's log per run")
 	cpuprofile := flag.String("cpuprofile", "", "write this process's (the peer's) CPU profile here")
+	sweep := flag.String("batch-sweep", "", "batch_bytes values (e.g. 64KiB,128KiB,256KiB,1MiB): for each, a fast run and a run with the peer killed at 30%, and nothing else")
 	flag.Parse()
 	if *cpuprofile != "" {
 		f, err := os.Create(*cpuprofile)
@@ -70,6 +72,10 @@ func main() {
 	if *steward == "" || *lines == "" {
 		fmt.Fprintln(os.Stderr, "usage: fluentdbench -steward BIN -lines BIN [-base OLDBIN]")
 		os.Exit(2)
+	}
+	if *sweep != "" {
+		batchSweep(*steward, *lines, *n, *compress, strings.Split(*sweep, ","))
+		return
 	}
 	bins := []stewardBin{{"steward", *steward}}
 	if *base != "" {
@@ -141,6 +147,28 @@ func main() {
 	}
 }
 
+// batchSweep prints throughput, CPU and the duplicates of a peer crash for
+// each batch size: what one lost ack costs against what a batch costs.
+func batchSweep(steward, lines string, n int, compress string, sizes []string) {
+	fmt.Printf("%d lines of 100 bytes; the peer killed (as kill -9, inside a message) at 30%% and restarted\n", n)
+	fmt.Printf("%-10s %12s %16s %16s %16s\n", "batch", "lines/s", "CPU s/1M lines", "records/message", "dups at a kill")
+	for _, size := range sizes {
+		env := []string{"STEWARD_FLUENTD_BATCH_BYTES=" + size}
+		fast, err := run(runOpts{steward: steward, lines: lines, n: n, compress: compress, env: env})
+		if err != nil {
+			fmt.Fprintln(os.Stderr, size, err)
+			os.Exit(1)
+		}
+		kill, err := run(runOpts{steward: steward, lines: lines, n: n, compress: compress, killAt: 0.3,
+			env: append(env, "STEWARD_FLUENTD_RETRY_INITIAL=50ms", "STEWARD_FLUENTD_RETRY_MAX=200ms")})
+		if err != nil {
+			fmt.Fprintln(os.Stderr, size, "kill:", err)
+			os.Exit(1)
+		}
+		fmt.Printf("%-10s %12s %16.2f %16d %9d (%.3f%%)\n", size, group(fast.rate), fast.cpu, fast.perMsg, kill.dups, 100*float64(kill.dups)/float64(n))
+	}
+}
+
 // merge adds run i to acc: the median rate and CPU, the peak memory and
 // the total duplicates.
 func merge(acc, r result, i int) result {
@@ -166,12 +194,33 @@ func verdict(ok bool) string {
 // CPU seconds per million lines, the duplicates the peer saw, and
 // steward's peak RSS.
 func runSteward(steward, lines string, n int, compress string, ackRate float64) (result, error) {
+	return run(runOpts{steward: steward, lines: lines, n: n, compress: compress, ackRate: ackRate})
+}
+
+// runOpts describe one run of steward.
+type runOpts struct {
+	steward, lines string
+	n              int
+	compress       string
+	ackRate        float64
+	// killAt, when positive, crashes the peer (inside a message, before
+	// its ack) when this share of the lines has arrived, and starts a new
+	// one on the same address.
+	killAt float64
+	env    []string // added to steward's environment
+}
+
+func run(o runOpts) (result, error) {
+	steward, lines, n, compress, ackRate := o.steward, o.lines, o.n, o.compress, o.ackRate
 	var mu sync.Mutex
 	seen := make([]bool, n)
 	unique, dups := 0, 0
 	done := make(chan struct{})
 	var first, last time.Time
-	peer, err := fluentdtest.Listen("tcp", "127.0.0.1:0", fluentdtest.Config{AckRate: ackRate, OnEvent: func(e fluentdtest.Event) {
+	var peer *fluentdtest.Peer
+	var peerCfg fluentdtest.Config
+	killed := false
+	peerCfg = fluentdtest.Config{AckRate: ackRate, OnEvent: func(e fluentdtest.Event) {
 		v, _ := e.Field("log")
 		s, _ := v.(string)
 		seq, err := strconv.Atoi(strings.TrimSpace(s[:min(len(s), 10)]))
@@ -189,6 +238,23 @@ func runSteward(steward, lines string, n int, compress string, ackRate float64) 
 			first = time.Now()
 		}
 		unique++
+		if o.killAt > 0 && !killed && unique == int(o.killAt*float64(n)) {
+			killed = true
+			old := peer
+			old.Close() // as kill -9: this message is never acknowledged
+			go func() {
+				for {
+					p, err := fluentdtest.Listen("tcp", old.HostPort(), peerCfg)
+					if err == nil {
+						mu.Lock()
+						peer = p
+						mu.Unlock()
+						return
+					}
+					time.Sleep(10 * time.Millisecond)
+				}
+			}()
+		}
 		if *trace && unique%100000 == 0 {
 			fmt.Fprintf(os.Stderr, "    %d at %v\n", unique, time.Since(first).Round(time.Millisecond))
 		}
@@ -196,11 +262,15 @@ func runSteward(steward, lines string, n int, compress string, ackRate float64) 
 			last = time.Now()
 			close(done)
 		}
-	}})
+	}}
+	mu.Lock()
+	var err error
+	peer, err = fluentdtest.Listen("tcp", "127.0.0.1:0", peerCfg)
+	mu.Unlock()
 	if err != nil {
 		return result{}, err
 	}
-	defer peer.Close()
+	defer func() { mu.Lock(); p := peer; mu.Unlock(); p.Close() }()
 	dir, err := os.MkdirTemp("", "fluentdbench-")
 	if err != nil {
 		return result{}, err
@@ -224,6 +294,7 @@ command = [%q, "%d"]
 	defer devNull.Close()
 	var stderr testutil.LockedBuffer
 	cmd.Stdout, cmd.Stderr = devNull, &stderr
+	cmd.Env = append(os.Environ(), o.env...)
 	if os.Geteuid() == 0 {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID}
 	}
@@ -245,8 +316,11 @@ command = [%q, "%d"]
 	}
 	cpu := cpuSeconds(cmd.Process.Pid)
 	hwm := statusKiB(cmd.Process.Pid, "VmHWM")
+	mu.Lock()
+	lastPeer := peer
+	mu.Unlock()
 	if *trace {
-		st := peer.Stats()
+		st := lastPeer.Stats()
 		msgs := 0
 		for _, m := range st.Messages {
 			msgs += m
@@ -269,7 +343,13 @@ command = [%q, "%d"]
 	if *trace {
 		fmt.Fprintf(os.Stderr, "  start->first line %v, first->last line %v, peer CPU %v, steward CPU %.2fs\n", first.Sub(start).Round(time.Millisecond), last.Sub(first).Round(time.Millisecond), peerCPU.Round(time.Millisecond), cpu)
 	}
-	return result{rate: float64(n) / elapsed.Seconds(), cpu: cpu / (float64(n) / 1e6), dups: dups, hwmKiB: hwm}, nil
+	st := lastPeer.Stats()
+	msgs := 0
+	for _, m := range st.Messages {
+		msgs += m
+	}
+	return result{rate: float64(n) / elapsed.Seconds(), cpu: cpu / (float64(n) / 1e6), dups: dups, hwmKiB: hwm,
+		perMsg: st.Events / max(msgs, 1)}, nil
 }
 
 // statusKiB reads a field (VmHWM, VmRSS) of /proc/PID/status in KiB.

@@ -27,13 +27,12 @@ type appInputs struct {
 
 	mu     sync.Mutex
 	closed bool
-	done   chan struct{}
 }
 
 func newAppInputs(w *wiring) *appInputs {
 	cfg := w.cfg
 	m := cfg.Metrics
-	a := &appInputs{done: make(chan struct{})}
+	a := &appInputs{}
 	if s := m.StatsD; s.Enabled {
 		srv := statsd.New(statsd.Config{Addr: s.Addr, UDP: s.UDP, TCP: s.TCP, MaxConns: s.MaxConnections,
 			Limits: metricfmt.Limits{MaxLineBytes: s.MaxLineBytes},
@@ -78,35 +77,22 @@ func startCheckMetrics(ctx context.Context, w *wiring) (component, error) {
 	return nil, nil
 }
 
-// listen binds the listeners once the first program has started, or at
-// once when none starts (all failing): the ports are the app's, not part
-// of the container's start.
-func (a *appInputs) listen(ctx context.Context, w *wiring) {
-	if len(a.listeners) == 0 {
-		close(a.done)
+// listen binds the listeners. The metrics start once the programs have
+// been forked (lateStarters), so the ports never delay the first exec; a
+// port that cannot be bound is logged and the programs run on.
+func (a *appInputs) listen(w *wiring) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.closed {
 		return
 	}
-	go func() {
-		defer close(a.done)
-		// Started: the programs that could start at once have been forked,
-		// or none could; the metrics themselves start after that.
-		select {
-		case <-ctx.Done():
-		case <-w.sup.Started():
+	for _, l := range a.listeners {
+		if err := l.Start(); err != nil {
+			w.log.Error("app metrics: cannot listen", "input", l.Name(), "err", err)
+			continue
 		}
-		a.mu.Lock()
-		defer a.mu.Unlock()
-		if a.closed || ctx.Err() != nil {
-			return
-		}
-		for _, l := range a.listeners {
-			if err := l.Start(); err != nil {
-				w.log.Error("app metrics: cannot listen", "input", l.Name(), "err", err)
-				continue
-			}
-			w.log.Info("app metrics: listening", "input", l.Name(), "addr", addrOf(l))
-		}
-	}()
+		w.log.Info("app metrics: listening", "input", l.Name(), "addr", addrOf(l))
+	}
 }
 
 func addrOf(l any) string {

@@ -42,7 +42,7 @@ http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
 // in the four formats — every series tagged with app, version and host.
 // Bad input is counted as drops.
 func TestAppMetricsToCarbon(t *testing.T) {
-	c := startCarbon(t)
+	c := startGraphite(t)
 	statsdAddr, relayAddr, appAddr, httpAddr := freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t)
 	_, appPort, _ := net.SplitHostPort(appAddr)
 	config := fmt.Sprintf(`
@@ -207,6 +207,15 @@ output_metric_format = "prometheus_text"
 	c.want("graphite plaintext", series("disk.used", "check=graphite", "mount=/data"), eq(7))
 	c.want("prometheus text", series("queue_depth", "check=prom", "queue=mail"), eq(9))
 
+	// Each input read back as a dashboard reads it: graphite-web's tag
+	// database (filled by carbon) and its /render API.
+	id := "'app=web','version=3074f46','host=testhost'"
+	c.wantRendered("StatsD", "seriesByTag('name=queue.size',"+id+")", eq(7))
+	c.wantRendered("StatsD timer", "seriesByTag('name=http.request_duration.upper','route=/api',"+id+")", eq(100))
+	c.wantRendered("scrape", "seriesByTag('name=http_requests_total','code=200','program=app',"+id+")", eq(1027))
+	c.wantRendered("nagios check", "seriesByTag('name=load','check=nagios',"+id+")", eq(1.5))
+	c.wantRendered("influx check", "seriesByTag('name=cpu.usage','check=influx',"+id+")", eq(0.25))
+
 	// The relay: a line with its own time and tags, then lines sent while
 	// carbon is down arrive when it is back (the shipper's backlog).
 	r, err := net.Dial("tcp", relayAddr)
@@ -224,6 +233,7 @@ output_metric_format = "prometheus_text"
 		}
 		return false
 	})
+	c.wantRendered("relay", "seriesByTag('name=app.jobs','queue=mail',"+id+")", eq(12))
 	c.want("malformed relay line counted", series("steward.appmetrics.dropped_total", "input=relay", "reason=malformed"), eq(1))
 	c.stop()
 	during := time.Now().Unix()

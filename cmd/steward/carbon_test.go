@@ -1,139 +1,32 @@
 package main
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
-	"fmt"
-	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"slices"
-	"strconv"
-	"strings"
-	"syscall"
 	"testing"
-	"time"
 
-	"github.com/stewardhq/steward/internal/testutil"
+	"github.com/stewardhq/steward/internal/carbontest"
 )
 
-// carbon is a real carbon-cache (Debian's graphite-carbon) on loopback,
-// with its own config and whisper storage in a temporary directory.
+// carbon is a real carbon-cache on loopback, with or without graphite-web
+// (internal/carbontest, shared with the e2e tests), under the names these
+// tests use.
 type carbon struct {
-	t    *testing.T
-	dir  string
-	addr string // plaintext line receiver, TCP and UDP
-	cmd  *exec.Cmd
-	done chan struct{}
-	out  *testutil.LockedBuffer
+	*carbontest.Carbon
+	addr string
 }
 
-// startCarbon writes a config on free loopback ports and starts
-// carbon-cache in the foreground. Retention is one point per second for
-// an hour, so a 1 s interval maps each round to its own slot.
-func startCarbon(t *testing.T) *carbon {
-	t.Helper()
-	c := &carbon{t: t, dir: t.TempDir(), addr: freeAddr(t)}
-	_, linePort, _ := net.SplitHostPort(c.addr)
-	_, picklePort, _ := net.SplitHostPort(freeAddr(t))
-	_, queryPort, _ := net.SplitHostPort(freeAddr(t))
-	conf := fmt.Sprintf(`[cache]
-STORAGE_DIR = %[1]s
-LOCAL_DATA_DIR = %[1]s/whisper
-LOG_DIR = %[1]s/log
-PID_DIR = %[1]s
-ENABLE_LOGROTATION = False
-LINE_RECEIVER_INTERFACE = 127.0.0.1
-LINE_RECEIVER_PORT = %[2]s
-ENABLE_UDP_LISTENER = True
-UDP_RECEIVER_INTERFACE = 127.0.0.1
-UDP_RECEIVER_PORT = %[2]s
-PICKLE_RECEIVER_INTERFACE = 127.0.0.1
-PICKLE_RECEIVER_PORT = %[3]s
-CACHE_QUERY_INTERFACE = 127.0.0.1
-CACHE_QUERY_PORT = %[4]s
-MAX_CREATES_PER_MINUTE = inf
-MAX_UPDATES_PER_SECOND = inf
-# No graphite-web here: the tag database is graphite-web's. Carbon still
-# stores tagged series, under _tagged/ (see whisperPath).
-ENABLE_TAGS = False
-TAG_HASH_FILENAMES = True
-LOG_CREATES = True
-LOG_UPDATES = False
-`, c.dir, linePort, picklePort, queryPort)
-	os.WriteFile(filepath.Join(c.dir, "carbon.conf"), []byte(conf), 0o644)
-	os.WriteFile(filepath.Join(c.dir, "storage-schemas.conf"), []byte("[all]\npattern = .*\nretentions = 1s:1h\n"), 0o644)
-	c.start()
-	t.Cleanup(func() {
-		c.stop()
-		if t.Failed() {
-			t.Logf("carbon output:\n%s", c.out.String())
-		}
-	})
-	return c
-}
+func wrapCarbon(c *carbontest.Carbon) *carbon { return &carbon{Carbon: c, addr: c.Addr} }
 
-func (c *carbon) start() {
-	c.t.Helper()
-	c.out = &testutil.LockedBuffer{}
-	c.cmd = exec.Command("carbon-cache", "--config="+filepath.Join(c.dir, "carbon.conf"), "--debug", "start")
-	c.cmd.Stdout, c.cmd.Stderr = c.out, c.out
-	c.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := c.cmd.Start(); err != nil {
-		c.t.Fatalf("carbon-cache (Debian package graphite-carbon): %v", err)
-	}
-	c.done = make(chan struct{})
-	go func() { c.cmd.Wait(); close(c.done) }()
-	testutil.Eventually(c.t, "carbon accepting connections on "+c.addr, func() bool {
-		select {
-		case <-c.done:
-			c.t.Fatalf("carbon-cache exited:\n%s", c.out.String())
-		default:
-		}
-		conn, err := net.Dial("tcp", c.addr)
-		if err == nil {
-			conn.Close()
-		}
-		return err == nil
-	})
-}
+func startCarbon(t *testing.T) *carbon   { return wrapCarbon(carbontest.Start(t)) }
+func startGraphite(t *testing.T) *carbon { return wrapCarbon(carbontest.StartGraphite(t)) }
 
-// stop ends carbon as an init system would (TERM) and waits for it.
-func (c *carbon) stop() {
-	if c.cmd == nil {
-		return
-	}
-	syscall.Kill(-c.cmd.Process.Pid, syscall.SIGTERM)
-	select {
-	case <-c.done:
-	case <-time.After(30 * time.Second):
-		syscall.Kill(-c.cmd.Process.Pid, syscall.SIGKILL)
-		<-c.done
-	}
-	c.cmd = nil
-}
-
-// tagged is a tagged series as carbon normalises it: the name, then the
-// tags sorted by key.
-func tagged(name string, tags ...string) string {
-	slices.Sort(tags)
-	return name + ";" + strings.Join(tags, ";")
-}
-
-// whisperPath is where carbon 1.1 stores a series. Tagged series go
-// under _tagged/, in folders named by the first six hex digits of the
-// sha256 of the normalised series, in a file named by the whole hash
-// (TAG_HASH_FILENAMES, the default) — carbon's TaggedSeries.encode.
-func (c *carbon) whisperPath(series string) string {
-	base := filepath.Join(c.dir, "whisper")
-	if !strings.Contains(series, ";") {
-		return filepath.Join(base, strings.ReplaceAll(series, ".", "/")+".wsp")
-	}
-	sum := sha256.Sum256([]byte(series))
-	h := hex.EncodeToString(sum[:])
-	return filepath.Join(base, "_tagged", h[:3], h[3:6], h+".wsp")
+func (c *carbon) start()                                            { c.Start() }
+func (c *carbon) stop()                                             { c.Stop() }
+func (c *carbon) last(series string) (float64, bool)                { return c.Last(series) }
+func (c *carbon) stored(series string, from int64) int              { return c.Stored(series, from) }
+func (c *carbon) want(what, series string, ok func(v float64) bool) { c.Want(what, series, ok) }
+func (c *carbon) render(target string) map[string]float64           { return c.Render(target) }
+func (c *carbon) wantRendered(what, target string, ok func(v float64) bool) {
+	c.WantRendered(what, target, ok)
 }
 
 // point is one slot of a whisper file.
@@ -142,65 +35,15 @@ type point struct {
 	v *float64
 }
 
-// fetch reads a series back from its whisper file with whisper-fetch
-// (Debian's python3-whisper); nil when carbon has not created it yet.
 func (c *carbon) fetch(series string, from int64) []point {
-	c.t.Helper()
-	path := c.whisperPath(series)
-	if _, err := os.Stat(path); err != nil {
-		return nil
+	var out []point
+	for _, p := range c.Fetch(series, from) {
+		out = append(out, point{p.T, p.V})
 	}
-	out, err := exec.Command("whisper-fetch", "--json", "--from="+strconv.FormatInt(from, 10), path).Output()
-	if err != nil {
-		c.t.Fatalf("whisper-fetch %s: %v", path, err)
-	}
-	var r struct {
-		Start, Step int64
-		Values      []*float64
-	}
-	if err := json.Unmarshal(out, &r); err != nil {
-		c.t.Fatalf("whisper-fetch: %v: %s", err, out)
-	}
-	pts := make([]point, len(r.Values))
-	for i, v := range r.Values {
-		pts[i] = point{r.Start + int64(i)*r.Step, v}
-	}
-	return pts
+	return out
 }
 
-// last is the newest value stored for series, if any.
-func (c *carbon) last(series string) (float64, bool) {
-	pts := c.fetch(series, time.Now().Add(-10*time.Minute).Unix())
-	for i := len(pts) - 1; i >= 0; i-- {
-		if pts[i].v != nil {
-			return *pts[i].v, true
-		}
-	}
-	return 0, false
-}
-
-// stored counts the points stored for series.
-func (c *carbon) stored(series string, from int64) int {
-	n := 0
-	for _, p := range c.fetch(series, from) {
-		if p.v != nil {
-			n++
-		}
-	}
-	return n
-}
-
-// want waits until the newest value carbon stored for series passes ok.
-func (c *carbon) want(what, series string, ok func(v float64) bool) {
-	c.t.Helper()
-	var last float64
-	var have bool
-	testutil.Eventually(c.t, what+" in carbon ("+series+")", func() bool {
-		last, have = c.last(series)
-		return have && ok(last)
-	})
-	c.t.Logf("%s = %v", series, last)
-}
+func tagged(name string, tags ...string) string { return carbontest.Tagged(name, tags...) }
 
 func eq(x float64) func(float64) bool      { return func(v float64) bool { return v == x } }
 func atLeast(x float64) func(float64) bool { return func(v float64) bool { return v >= x } }

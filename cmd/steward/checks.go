@@ -8,6 +8,7 @@ import (
 
 	"github.com/stewardhq/steward/checks"
 	"github.com/stewardhq/steward/checks/programs"
+	"github.com/stewardhq/steward/collectors"
 )
 
 // checksComponent runs the local checks and keeps the implicit checks of
@@ -21,7 +22,7 @@ type checksComponent struct {
 func startChecks(ctx context.Context, w *wiring) (component, error) {
 	list := checks.FromConfigs(w.cfg, w.sup)
 	w.health = checks.NewHealth(w.cfg.Health.GracePeriod.D(), list)
-	w.sources.add(healthMetrics(w.health))
+	w.sources.add(collectors.HealthMetrics(w.health))
 	publish := func(r checks.Report) {
 		if w.checkMetrics != nil {
 			r.Metrics = w.checkMetrics.Record(r)

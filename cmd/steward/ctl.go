@@ -5,53 +5,19 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"reflect"
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
-	"time"
 
 	"github.com/stewardhq/steward/configs"
-	"github.com/stewardhq/steward/stream"
+	"github.com/stewardhq/steward/control/commands"
 	"github.com/stewardhq/steward/supervisor"
 )
 
-// The control commands (supervisorctl's): the handlers the running steward
-// serves on its control socket. The client side is in ctl_client.go.
-
-// programInfo is one program in `steward status`.
-type programInfo struct {
-	Name          string  `json:"name"`
-	State         string  `json:"state"`
-	PID           int     `json:"pid,omitempty"`
-	Main          bool    `json:"main,omitempty"`
-	Ready         bool    `json:"ready"`
-	UptimeSeconds float64 `json:"uptime_seconds,omitempty"`
-	Restarts      int     `json:"restarts"`
-	LastExitCode  *int    `json:"last_exit_code,omitempty"`
-}
-
-// programsArgs names the programs a command acts on ("all" for every one).
-type programsArgs struct {
-	Programs []string      `json:"programs"`
-	Signal   string        `json:"signal,omitempty"`
-	Timeout  time.Duration `json:"timeout,omitempty"`
-}
-
-// programResult is what a command did to one program.
-type programResult struct {
-	Name  string `json:"name"`
-	State string `json:"state,omitempty"`
-	Error string `json:"error,omitempty"`
-}
-
-// logsArgs asks for a program's recent lines, and maybe the lines to come.
-type logsArgs struct {
-	Program string `json:"program"`
-	Lines   int    `json:"lines"`
-	Follow  bool   `json:"follow"`
-}
+// The reload command; the others are control/commands'. The client side is
+// in ctl_client.go.
 
 // reloadResult is the answer to `steward reload`.
 type reloadResult struct {
@@ -61,207 +27,20 @@ type reloadResult struct {
 	NotApplied []string `json:"not_applied,omitempty"`
 }
 
-// ctl serves the control commands of one running steward.
+// ctl serves reload; the program commands are control/commands'.
 type ctl struct {
-	w    *wiring
-	ring *logRing
+	w *wiring
 	// reloading serialises reloads (a SIGHUP and `steward reload` at once).
 	reloading sync.Mutex
 }
 
-// startCtl registers the control commands before the socket listens, and
-// keeps the recent lines `steward logs` shows.
+// startCtl registers the control commands before the socket listens.
 func startCtl(ctx context.Context, w *wiring) (component, error) {
-	c := &ctl{w: w, ring: newLogRing(w.cfg.Control.LogLines)}
+	c := &ctl{w: w}
 	w.reload = c.reload
-	// One batch per pipe read, never waited for: keeping the ring must not
-	// cost the log pipe a channel send per line, nor ever slow a program.
-	sub := w.sup.Logs().SubscribeBatches("steward logs", stream.BatchOptions[supervisor.LogRecord]{
-		MaxBatches: 1024, MaxWeight: int64(w.cfg.Steward.LogBufferLines), DropOldest: true})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for batch := range sub.C {
-			c.ring.add(batch)
-			sub.Done(batch)
-		}
-	}()
-	w.control.Handle("status", func(ctx context.Context, _ json.RawMessage) (any, error) { return c.status(ctx), nil })
-	for _, name := range []string{"start", "stop", "restart", "signal"} {
-		w.control.Handle(name, func(ctx context.Context, raw json.RawMessage) (any, error) {
-			var args programsArgs
-			if err := json.Unmarshal(raw, &args); err != nil {
-				return nil, fmt.Errorf("bad arguments: %w", err)
-			}
-			return c.act(ctx, name, args)
-		})
-	}
 	w.control.Handle("reload", func(ctx context.Context, _ json.RawMessage) (any, error) { return c.reload(ctx) })
-	w.control.HandleStream("logs", func(ctx context.Context, raw json.RawMessage, send func(any) error) error {
-		var args logsArgs
-		if err := json.Unmarshal(raw, &args); err != nil {
-			return fmt.Errorf("bad arguments: %w", err)
-		}
-		return c.logs(ctx, args, send)
-	})
-	return closer(func(context.Context) error {
-		w.sup.Logs().UnsubscribeBatches(sub)
-		<-done
-		return nil
-	}), nil
-}
-
-// closer adapts a function to the component interface.
-type closer func(ctx context.Context) error
-
-func (f closer) Close(ctx context.Context) error { return f(ctx) }
-
-func (c *ctl) status(ctx context.Context) []programInfo {
-	var out []programInfo
-	for _, st := range c.w.sup.Status(ctx) {
-		pi := programInfo{Name: st.Name, State: st.State.String(), PID: st.PID, Main: st.Main,
-			Ready: st.Ready, Restarts: st.Restarts}
-		if !st.StartedAt.IsZero() {
-			pi.UptimeSeconds = time.Since(st.StartedAt).Round(time.Second).Seconds()
-		}
-		if st.LastExitCode >= 0 {
-			code := st.LastExitCode
-			pi.LastExitCode = &code
-		}
-		out = append(out, pi)
-	}
-	return out
-}
-
-// Command timeouts when the client sets none: long enough for a stop
-// timeout and a slow start.
-const defaultActTimeout = time.Minute
-
-// act starts, stops, restarts or signals programs and, except for signal,
-// waits until each has got there (or the timeout ends).
-func (c *ctl) act(ctx context.Context, command string, args programsArgs) ([]programResult, error) {
-	names, err := c.expand(ctx, args.Programs)
-	if err != nil {
-		return nil, err
-	}
-	timeout := args.Timeout
-	if timeout <= 0 {
-		timeout = defaultActTimeout
-	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	var sig syscall.Signal
-	if command == "signal" {
-		if sig, err = configs.ParseSignal(args.Signal); err != nil {
-			return nil, err
-		}
-	}
-	before := map[string]int{}
-	for _, st := range c.w.sup.Status(ctx) {
-		before[st.Name] = st.PID
-	}
-	results := make([]programResult, len(names))
-	for i, name := range names {
-		results[i].Name = name
-		switch command {
-		case "start":
-			err = c.w.sup.StartProgram(ctx, name)
-		case "stop":
-			err = c.w.sup.StopProgram(ctx, name)
-		case "restart":
-			err = c.w.sup.RestartProgram(ctx, name)
-		case "signal":
-			err = c.w.sup.SignalProgram(ctx, name, sig)
-		}
-		if err != nil {
-			results[i].Error = strings.TrimPrefix(err.Error(), "supervisor: ")
-		}
-	}
-	if command == "signal" {
-		return results, nil
-	}
-	c.await(ctx, command, results, before)
-	return results, nil
-}
-
-// await polls until every program acted on has reached where the command
-// takes it, then fills in its state.
-func (c *ctl) await(ctx context.Context, command string, results []programResult, before map[string]int) {
-	arrived := func(st supervisor.ProgramStatus) bool {
-		switch command {
-		case "stop":
-			return st.PID == 0 && st.State != supervisor.StateStopping
-		default: // start, restart: a new process that has started, or failed for good
-			switch st.State {
-			case supervisor.StateRunning, supervisor.StateCompleted, supervisor.StateFatal, supervisor.StateExited:
-				return command == "start" || st.PID != before[st.Name] || st.State != supervisor.StateRunning
-			}
-			return false
-		}
-	}
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		statuses := map[string]supervisor.ProgramStatus{}
-		for _, st := range c.w.sup.Status(ctx) {
-			statuses[st.Name] = st
-		}
-		pending := false
-		for i := range results {
-			r := &results[i]
-			st, ok := statuses[r.Name]
-			if !ok {
-				r.State = "removed"
-				continue
-			}
-			r.State = st.State.String()
-			if r.Error == "" && !arrived(st) {
-				pending = true
-			}
-		}
-		if !pending {
-			return
-		}
-		select {
-		case <-c.w.sup.ShuttingDown():
-			// Stopping the main program stops steward: answer before the
-			// socket goes away with it.
-			for i := range results {
-				if results[i].Error == "" {
-					results[i].State = "stopping (steward is shutting down)"
-				}
-			}
-			return
-		case <-ctx.Done():
-			for i := range results {
-				if results[i].Error == "" && !arrived(statuses[results[i].Name]) {
-					results[i].Error = "still " + results[i].State + " when the command's time ran out"
-				}
-			}
-			return
-		case <-tick.C:
-		}
-	}
-}
-
-// expand resolves "all" and checks the names.
-func (c *ctl) expand(ctx context.Context, names []string) ([]string, error) {
-	if len(names) == 0 {
-		return nil, errors.New("name one or more programs, or all")
-	}
-	var known []string
-	for _, st := range c.w.sup.Status(ctx) {
-		known = append(known, st.Name)
-	}
-	if slices.Contains(names, "all") {
-		return known, nil
-	}
-	for _, n := range names {
-		if !slices.Contains(known, n) {
-			return nil, fmt.Errorf("no program %q (programs: %s)", n, strings.Join(known, ", "))
-		}
-	}
-	return names, nil
+	return commands.Register(w.control, w.sup, commands.Options{LogLines: w.cfg.Control.LogLines,
+		LogBufferLines: w.cfg.Steward.LogBufferLines}), nil
 }
 
 // reload re-reads the configuration as steward was started with it. A
@@ -306,164 +85,16 @@ func changedSections(old, next *configs.Config) []string {
 			changed = append(changed, tag)
 		}
 	}
+	// A program's metrics_url belongs to the metrics, which keep their
+	// scrapes until steward starts again.
+	for _, name := range slices.Sorted(maps.Keys(next.Programs)) {
+		was := ""
+		if p := old.Programs[name]; p != nil {
+			was = p.MetricsURL
+		}
+		if was != next.Programs[name].MetricsURL {
+			changed = append(changed, "programs."+name+".metrics_url")
+		}
+	}
 	return changed
-}
-
-func (c *ctl) logs(ctx context.Context, args logsArgs, send func(any) error) error {
-	names, err := c.expand(ctx, []string{args.Program})
-	if err != nil {
-		return err
-	}
-	recent, live := c.ring.snapshot(names[0], args.Lines, args.Follow)
-	if live != nil {
-		defer c.ring.unfollow(names[0], live)
-	}
-	for _, rec := range recent {
-		if err := send(rec); err != nil {
-			return err
-		}
-	}
-	if !args.Follow {
-		return nil
-	}
-	for {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case rec := <-live:
-			if err := send(rec); err != nil {
-				return err
-			}
-		}
-	}
-}
-
-// Bounds of the ring: lines per program (configurable) and bytes per
-// program, so long lines cannot make it large.
-const (
-	ringBytesPerProgram = 1 << 20
-	followerBuffer      = 1024
-)
-
-// logRing keeps the recent lines of every program, and hands new ones to
-// followers. A follower too slow to keep up misses lines rather than
-// holding anything up.
-type logRing struct {
-	max int
-
-	mu        sync.Mutex
-	programs  map[string]*programLines
-	followers map[string][]chan supervisor.LogRecord
-}
-
-// programLines is one program's window of lines: recs[start:], oldest
-// first. Dropping the oldest only moves start; the slice is compacted once
-// half of it is dropped, so each line costs O(1) however long the window.
-type programLines struct {
-	recs  []supervisor.LogRecord
-	start int
-	bytes int
-}
-
-func (pl *programLines) kept() []supervisor.LogRecord { return pl.recs[pl.start:] }
-
-func newLogRing(max int) *logRing {
-	return &logRing{max: max, programs: map[string]*programLines{}, followers: map[string][]chan supervisor.LogRecord{}}
-}
-
-// add keeps a batch of records, under one lock. The texts of the lines
-// the window can keep are copied into one string per batch: records of a
-// pipe read share the read's string, which a kept line must not hold in
-// memory, and one copy per batch costs far less than one per line (the
-// ring once took a fifth of steward's CPU in a burst). A batch's copy
-// lives until its last line leaves the window, so the window's memory is
-// at most about twice its byte bound.
-func (r *logRing) add(batch []supervisor.LogRecord) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	from := 0
-	if r.max > 0 && len(batch) > r.max {
-		from = len(batch) - r.max // the earlier ones would be dropped at once
-	}
-	var texts string
-	if r.max > 0 {
-		var b strings.Builder
-		n := 0
-		for _, rec := range batch[from:] {
-			n += len(rec.Text)
-		}
-		b.Grow(n)
-		for _, rec := range batch[from:] {
-			b.WriteString(rec.Text)
-		}
-		texts = b.String()
-	}
-	off := 0
-	for i, rec := range batch {
-		kept := i >= from && r.max > 0
-		var text string
-		if kept {
-			text = texts[off : off+len(rec.Text)]
-			off += len(rec.Text)
-		}
-		r.addLocked(rec, kept, text)
-	}
-}
-
-func (r *logRing) addLocked(rec supervisor.LogRecord, keep bool, text string) {
-	if keep {
-		pl := r.programs[rec.Program]
-		if pl == nil {
-			pl = &programLines{}
-			r.programs[rec.Program] = pl
-		}
-		kept := rec
-		kept.Text = text
-		pl.recs = append(pl.recs, kept)
-		pl.bytes += len(kept.Text)
-		for n := len(pl.recs) - pl.start; n > r.max || pl.bytes > ringBytesPerProgram && n > 1; n-- {
-			pl.bytes -= len(pl.recs[pl.start].Text)
-			pl.recs[pl.start] = supervisor.LogRecord{}
-			pl.start++
-		}
-		if pl.start > len(pl.recs)/2 {
-			n := copy(pl.recs, pl.recs[pl.start:])
-			clear(pl.recs[n:])
-			pl.recs, pl.start = pl.recs[:n], 0
-		}
-	}
-	for _, ch := range r.followers[rec.Program] {
-		select {
-		case ch <- rec:
-		default:
-		}
-	}
-}
-
-// snapshot returns up to n of the program's last lines (none when n is 0,
-// all kept when n is negative) and, to follow, a channel of the lines after those: both under
-// one lock, so no line is lost or repeated between them.
-func (r *logRing) snapshot(program string, n int, follow bool) ([]supervisor.LogRecord, chan supervisor.LogRecord) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	var recs []supervisor.LogRecord
-	if pl := r.programs[program]; pl != nil {
-		recs = pl.kept()
-		if n >= 0 && n < len(recs) {
-			recs = recs[len(recs)-n:]
-		}
-		recs = slices.Clone(recs)
-	}
-	if !follow {
-		return recs, nil
-	}
-	ch := make(chan supervisor.LogRecord, followerBuffer)
-	r.followers[program] = append(r.followers[program], ch)
-	return recs, ch
-}
-
-func (r *logRing) unfollow(program string, ch chan supervisor.LogRecord) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.followers[program] = slices.DeleteFunc(r.followers[program], func(c chan supervisor.LogRecord) bool { return c == ch })
 }

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/stewardhq/steward/control"
+	"github.com/stewardhq/steward/control/commands"
 	"github.com/stewardhq/steward/supervisor"
 )
 
@@ -79,7 +80,7 @@ func ctlStatus(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), *f.timeout)
 	defer cancel()
-	var programs []programInfo
+	var programs []commands.ProgramInfo
 	if err := control.Call(ctx, path, "status", nil, &programs); err != nil {
 		fmt.Fprintln(stderr, "steward status:", err)
 		return exitFailed
@@ -118,7 +119,7 @@ func ctlStatus(args []string, stdout, stderr io.Writer) int {
 }
 
 func ctlAct(command string, args []string, stdout, stderr io.Writer) int {
-	f := newCtlFlags(command, command+" [--timeout D] PROGRAM...|all", stderr, defaultActTimeout)
+	f := newCtlFlags(command, command+" [--timeout D] PROGRAM...|all", stderr, commands.DefaultActTimeout)
 	if err := f.fs.Parse(args); err != nil {
 		return flagExit(err)
 	}
@@ -126,7 +127,7 @@ func ctlAct(command string, args []string, stdout, stderr io.Writer) int {
 		f.fs.Usage()
 		return exitUsage
 	}
-	return callPrograms(f, command, programsArgs{Programs: f.fs.Args(), Timeout: *f.timeout}, stdout, stderr)
+	return callPrograms(f, command, commands.ProgramsArgs{Programs: f.fs.Args(), Timeout: *f.timeout}, stdout, stderr)
 }
 
 func ctlSignal(args []string, stdout, stderr io.Writer) int {
@@ -138,12 +139,12 @@ func ctlSignal(args []string, stdout, stderr io.Writer) int {
 		f.fs.Usage()
 		return exitUsage
 	}
-	return callPrograms(f, "signal", programsArgs{Signal: f.fs.Arg(0), Programs: f.fs.Args()[1:]}, stdout, stderr)
+	return callPrograms(f, "signal", commands.ProgramsArgs{Signal: f.fs.Arg(0), Programs: f.fs.Args()[1:]}, stdout, stderr)
 }
 
 // callPrograms sends a command on programs and prints "name: state" or
 // "name: ERROR (...)" per program, as supervisorctl does.
-func callPrograms(f ctlFlags, command string, args programsArgs, stdout, stderr io.Writer) int {
+func callPrograms(f ctlFlags, command string, args commands.ProgramsArgs, stdout, stderr io.Writer) int {
 	path, ok := f.path(stderr)
 	if !ok {
 		return exitUsage
@@ -151,7 +152,7 @@ func callPrograms(f ctlFlags, command string, args programsArgs, stdout, stderr 
 	// The steward side waits up to the timeout; the call gets a margin.
 	ctx, cancel := context.WithTimeout(context.Background(), *f.timeout+5*time.Second)
 	defer cancel()
-	var results []programResult
+	var results []commands.ProgramResult
 	if err := control.Call(ctx, path, command, args, &results); err != nil {
 		fmt.Fprintf(stderr, "steward %s: %v\n", command, err)
 		return exitFailed
@@ -192,7 +193,7 @@ func ctlLogs(args []string, stdout, stderr io.Writer) int {
 		ctx, cancel = signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	}
 	defer cancel()
-	err := control.Stream(ctx, path, "logs", logsArgs{Program: f.fs.Arg(0), Lines: *lines, Follow: *follow},
+	err := control.Stream(ctx, path, "logs", commands.LogsArgs{Program: f.fs.Arg(0), Lines: *lines, Follow: *follow},
 		func(raw json.RawMessage) error {
 			var rec supervisor.LogRecord
 			if err := json.Unmarshal(raw, &rec); err != nil {
@@ -217,7 +218,7 @@ func ctlLogs(args []string, stdout, stderr io.Writer) int {
 }
 
 func ctlReload(args []string, stdout, stderr io.Writer) int {
-	f := newCtlFlags("reload", "reload", stderr, defaultActTimeout)
+	f := newCtlFlags("reload", "reload", stderr, commands.DefaultActTimeout)
 	if err := f.fs.Parse(args); err != nil {
 		return flagExit(err)
 	}

@@ -1,35 +1,24 @@
 package main
 
 import (
-	"strconv"
-	"strings"
+	"fmt"
+	"slices"
 	"testing"
 
-	"github.com/stewardhq/steward/supervisor"
+	"github.com/stewardhq/steward/internal/testutil"
 )
 
-// TestLogRingKeepsTheLastLines: the window holds the last max lines (and
-// at most ringBytesPerProgram of text) of each program, in order.
-func TestLogRingKeepsTheLastLines(t *testing.T) {
-	r := newLogRing(100)
-	for i := range 1000 {
-		r.add([]supervisor.LogRecord{{Program: "a", Text: strconv.Itoa(i)}, {Program: "b", Text: "b" + strconv.Itoa(i)}})
+// TestReloadNamesMetricsURL: a reload that changes a program's metrics_url
+// says it is not applied (the scrapes are the metrics', kept until steward
+// starts again) rather than passing in silence.
+func TestReloadNamesMetricsURL(t *testing.T) {
+	conf := "[metrics]\nprint = true\n[programs.web]\nmain = true\ncommand = [\"sleep\", \"1\"]\nmetrics_url = %q\n"
+	old := testutil.LoadConfig(t, fmt.Sprintf(conf, "http://127.0.0.1:8080/metrics"))
+	next := testutil.LoadConfig(t, fmt.Sprintf(conf, "http://127.0.0.1:9090/metrics"))
+	if got := changedSections(old, next); !slices.Contains(got, "programs.web.metrics_url") {
+		t.Fatalf("changed: %v", got)
 	}
-	recs, _ := r.snapshot("a", -1, false)
-	if len(recs) != 100 || recs[0].Text != "900" || recs[99].Text != "999" {
-		t.Fatalf("kept %d lines, %q..%q", len(recs), recs[0].Text, recs[len(recs)-1].Text)
-	}
-	if recs, _ = r.snapshot("b", 3, false); len(recs) != 3 || recs[2].Text != "b999" {
-		t.Fatalf("last 3 of b: %+v", recs)
-	}
-	if recs, _ = r.snapshot("a", 0, false); len(recs) != 0 {
-		t.Fatalf("-n 0 gave %d lines", len(recs))
-	}
-	big := strings.Repeat("x", ringBytesPerProgram/4)
-	for range 10 {
-		r.add([]supervisor.LogRecord{{Program: "c", Text: big}})
-	}
-	if recs, _ = r.snapshot("c", -1, false); len(recs) != 4 {
-		t.Fatalf("kept %d lines of %d bytes, want the 4 that fit %d bytes", len(recs), len(big), ringBytesPerProgram)
+	if got := changedSections(old, old); len(got) != 0 {
+		t.Fatalf("changed with no change: %v", got)
 	}
 }

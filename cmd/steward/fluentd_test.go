@@ -726,6 +726,10 @@ command = ["sh", "-c", ` + strconv.Quote(command) + `]
 `
 	}
 	in := start(t, runOpts{discardStdout: true, config: config(burstCommand(0, lines-1))})
+	testutil.Eventually(t, "the burst written", func() bool {
+		_, err := os.Stat(filepath.Join(in.dir, "written"))
+		return err == nil
+	})
 	testutil.Eventually(t, "a tenth at the slow peer", func() bool { u, _ := sink.count(); return u >= lines/10 })
 	in.signal(syscall.SIGTERM)
 	in.wait()
@@ -737,8 +741,8 @@ command = ["sh", "-c", ` + strconv.Quote(command) + `]
 	left := last.num("left_in_spool")
 	delivered, dups := sink.count()
 	t.Logf("stopped with %d delivered, %d left in the spool; first summary %v", delivered, left, last)
-	if left <= 0 || dups != 0 {
-		t.Fatalf("left_in_spool %d, %d duplicates: want a backlog and none", left, dups)
+	if left <= 0 || dups != 0 || last.num("records") != lines || delivered+left != lines {
+		t.Fatalf("left_in_spool %d, %d delivered, %d duplicates: want a backlog, none, and every line counted once", left, delivered, dups)
 	}
 	peer.SetAckRate(0)
 	in = start(t, runOpts{config: config("exec sleep 1000")})

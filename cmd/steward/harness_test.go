@@ -62,8 +62,11 @@ func TestMain(m *testing.M) {
 // shell can't give: "listen" accepts TCP connections on $LISTEN_ADDR and
 // "http" answers 200 there, both after $LISTEN_DELAY.
 func helper(mode string, args []string) int {
-	if mode == "spawn" {
+	switch mode {
+	case "spawn":
 		return spawnHelper(args)
+	case "sigexec":
+		return sigexecHelper(args)
 	}
 	if d, err := time.ParseDuration(os.Getenv("LISTEN_DELAY")); err == nil {
 		time.Sleep(d)
@@ -219,7 +222,7 @@ func (in *instance) wait() int {
 	select {
 	case <-in.done:
 		return in.code
-	case <-time.After(60 * time.Second):
+	case <-time.After(testutil.HangGuard):
 		in.t.Fatal("steward did not exit")
 		return -1
 	}

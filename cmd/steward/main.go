@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
@@ -55,7 +56,16 @@ const (
 )
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	code := run(os.Args[1:], os.Stdout, os.Stderr)
+	if supervisor.IsMachineInit("/proc") {
+		// The machine's own init (a VM's /init) must never exit: the kernel
+		// would panic. Everything has stopped: power off, as init systems do.
+		fmt.Fprintf(os.Stderr, "steward: exit code %d; powering off\n", code)
+		if err := supervisor.PowerOff(); err != nil {
+			fmt.Fprintln(os.Stderr, "steward:", err)
+		}
+	}
+	os.Exit(code)
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -80,8 +90,60 @@ func run(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprint(stdout, usage)
 			return 0
 		}
+		if cmd := didYouMean(args[0]); cmd != "" {
+			fmt.Fprintf(stderr, "steward: unknown command %q, did you mean %s? (no program %q on PATH to run either; see steward help)\n", args[0], cmd, args[0])
+			return exitUsage
+		}
 	}
 	return supervise(args, stderr)
+}
+
+// subcommands are steward's own commands, for didYouMean.
+var subcommands = []string{"validate", "health", "status", "start", "stop", "restart", "signal", "logs", "reload", "version", "service", "help"}
+
+// didYouMean returns the subcommand word is a typo of ("stauts" for
+// status), when word is no program steward could run: a word that names
+// one on PATH, or a path, is the main program's command.
+func didYouMean(word string) string {
+	if word == "" || strings.ContainsAny(word, "/-=") {
+		return ""
+	}
+	if _, err := exec.LookPath(word); err == nil {
+		return ""
+	}
+	best, bestDist := "", 3
+	for _, c := range subcommands {
+		if d := editDistance(word, c); d < bestDist && d <= len(c)/3+1 {
+			best, bestDist = c, d
+		}
+	}
+	return best
+}
+
+// editDistance counts the insertions, deletions, substitutions and swaps of
+// neighbours that turn a into b (optimal string alignment).
+func editDistance(a, b string) int {
+	d := make([][]int, len(a)+1)
+	for i := range d {
+		d[i] = make([]int, len(b)+1)
+		d[i][0] = i
+	}
+	for j := range d[0] {
+		d[0][j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
+			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
+				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
+			}
+		}
+	}
+	return d[len(a)][len(b)]
 }
 
 func versionString() string { return buildinfo.Read(version).String() }

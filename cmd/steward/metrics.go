@@ -92,7 +92,7 @@ func startMetrics(ctx context.Context, w *wiring) (component, error) {
 	}, w.log)
 	runCtx, stop := context.WithCancel(ctx)
 	mt := &metrics{stop: stop, stopped: make(chan struct{}), ship: ship, app: app}
-	app.listen(runCtx, w)
+	app.listen(w)
 	go func() {
 		defer close(mt.stopped)
 		sched.Run(runCtx)

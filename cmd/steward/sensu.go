@@ -52,7 +52,7 @@ func startSensuAgent(ctx context.Context, w *wiring) (component, error) {
 	c := &sensuComponent{agent: agent, done: make(chan struct{})}
 	c.stop = func() { w.results.Unsubscribe(sub) }
 	agent.Start()
-	w.sources.add(sensuMetrics(agent))
+	w.sources.add(agent.Metrics)
 	go func() {
 		defer close(c.done)
 		for r := range sub.C {

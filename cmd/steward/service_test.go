@@ -44,8 +44,13 @@ test ! -e /etc/systemd/system/steward-test.service`, stewardBin, cfg, filepath.D
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
-	if want := "enable steward-test.service\ndaemon-reload\ndisable steward-test.service\ndaemon-reload\n"; systemctl != want {
-		t.Errorf("systemctl calls:\n%s\nwant:\n%s", systemctl, want)
+	// daemon-reload only where systemd runs; an image build has none.
+	wantCalls := "enable steward-test.service\ndisable steward-test.service\n"
+	if fi, err := os.Stat("/run/systemd/system"); err == nil && fi.IsDir() {
+		wantCalls = "enable steward-test.service\ndaemon-reload\ndisable steward-test.service\ndaemon-reload\n"
+	}
+	if systemctl != wantCalls {
+		t.Errorf("systemctl calls:\n%s\nwant:\n%s", systemctl, wantCalls)
 	}
 	if _, err := os.Stat("/etc/systemd/system/steward-test.service"); err == nil {
 		t.Fatal("the unit reached the host's /etc")

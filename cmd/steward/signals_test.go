@@ -1,15 +1,23 @@
 package main
 
 import (
+	"encoding/binary"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
+	"unsafe"
+
+	"github.com/creack/pty"
+	"golang.org/x/sys/unix"
 
 	"github.com/stewardhq/steward/configs"
 	"github.com/stewardhq/steward/internal/testutil"
@@ -147,6 +155,18 @@ func TestSignalSweep(t *testing.T) {
 					continue
 				}
 				in.signal(sig)
+				in.waitGot("main", sig)
+				if group {
+					in.waitGot("member", sig)
+				}
+			}
+			// The fault signals once more, sent with sigqueue (si_code
+			// SI_QUEUE, which the Go runtime alone takes for a real fault).
+			for _, sig := range []syscall.Signal{syscall.SIGILL, syscall.SIGTRAP, syscall.SIGBUS, syscall.SIGFPE,
+				syscall.SIGSEGV, syscall.SIGSTKFLT, syscall.SIGSYS} {
+				os.Remove(filepath.Join(in.dir, "got.main"))
+				os.Remove(filepath.Join(in.dir, "got.member"))
+				sigqueue(t, in.pid(), sig)
 				in.waitGot("main", sig)
 				if group {
 					in.waitGot("member", sig)
@@ -324,5 +344,160 @@ func TestPdeathSignal(t *testing.T) {
 		return e.str("msg") == "stopping all programs" && e.str("reason") == "received SIGTERM"
 	}) {
 		t.Fatal("steward did not stop on its parent-death signal")
+	}
+}
+
+// sigexecHelper execs args with the signals in $BLOCK blocked and those
+// in $IGNORE ignored, as a shell's nohup or a parent's sigprocmask would
+// start steward.
+func sigexecHelper(args []string) int {
+	runtime.LockOSThread() // the mask is the thread's, and exec keeps it
+	var set unix.Sigset_t
+	for _, n := range strings.Fields(os.Getenv("BLOCK")) {
+		sig, _ := strconv.Atoi(n)
+		set.Val[(sig-1)/64] |= 1 << ((sig - 1) % 64)
+	}
+	if err := unix.PthreadSigmask(unix.SIG_BLOCK, &set, nil); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	for _, n := range strings.Fields(os.Getenv("IGNORE")) {
+		sig, _ := strconv.Atoi(n)
+		signal.Ignore(syscall.Signal(sig))
+	}
+	err := syscall.Exec(args[0], args, os.Environ())
+	fmt.Fprintln(os.Stderr, err)
+	return 1
+}
+
+// statusSignals reads a SigBlk or SigIgn line of /proc/PID/status output.
+func statusSignals(t *testing.T, status, field string) []int {
+	t.Helper()
+	for line := range strings.SplitSeq(status, "\n") {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
+			mask, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out []int
+			for n := 1; n <= 64; n++ {
+				if mask&(1<<(n-1)) != 0 {
+					out = append(out, n)
+				}
+			}
+			return out
+		}
+	}
+	t.Fatalf("no %s in %q", field, status)
+	return nil
+}
+
+// TestInheritedSignalState: programs start with the signal mask and the
+// ignored signals steward was started with (tini restores them too), also
+// through the chain loader (umask), and nohup keeps a program alive on HUP.
+func TestInheritedSignalState(t *testing.T) {
+	self, _ := os.Executable()
+	for _, c := range []struct{ name, extra string }{{"direct", ""}, {"chain loader", `umask = "022"`}} {
+		t.Run(c.name, func(t *testing.T) {
+			cfg := fmt.Sprintf("[programs.app]\nmain = true\ncommand = [\"cat\", \"/proc/self/status\"]\n%s\n", c.extra)
+			in := start(t, runOpts{config: cfg, wrap: []string{self},
+				env: []string{"STEWARD_TEST_HELPER=sigexec", "BLOCK=10 12 40", "IGNORE=1 2 20"}})
+			if code := in.wait(); code != 0 {
+				t.Fatalf("exit code %d", code)
+			}
+			status := in.stdout.String()
+			if got := statusSignals(t, status, "SigBlk"); !slices.Equal(got, []int{10, 12, 40}) {
+				t.Errorf("program's blocked signals %v, want [10 12 40] (USR1 USR2 RTMIN+6)", got)
+			}
+			if got := statusSignals(t, status, "SigIgn"); !slices.Equal(got, []int{1, 2, 20}) {
+				t.Errorf("program's ignored signals %v, want [1 2 20] (HUP INT TSTP)", got)
+			}
+		})
+	}
+	t.Run("nohup", func(t *testing.T) {
+		in := start(t, runOpts{wrap: []string{"nohup"}, command: []string{"sh", "-c", "kill -HUP $$; echo survived"}})
+		if code := in.wait(); code != 0 {
+			t.Fatalf("exit code %d, want 0 (the program immune to HUP, as under nohup)", code)
+		}
+		if !strings.Contains(in.stdout.String(), "survived") {
+			t.Fatalf("stdout %q", in.stdout.String())
+		}
+	})
+}
+
+// TestTTYJobControl: on a terminal with `stty tostop`, steward writes its
+// log from a background process group (the main program owns the
+// foreground) and TTIN or TTOU never stop it, sent or raised by the
+// kernel; the interactive main program works and gets TTIN and TTOU with
+// their default action, not ignored as steward has them.
+func TestTTYJobControl(t *testing.T) {
+	master, tty, err := pty.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer master.Close()
+	tio, err := unix.IoctlGetTermios(int(tty.Fd()), unix.TCGETS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tio.Lflag |= unix.TOSTOP
+	if err := unix.IoctlSetTermios(int(tty.Fd()), unix.TCSETS, tio); err != nil {
+		t.Fatal(err)
+	}
+	var screen testutil.LockedBuffer
+	go io.Copy(&screen, master)
+	in := start(t, runOpts{stdio: tty, setctty: true, command: []string{"sh", "-c",
+		`grep SigIgn /proc/self/status; read line; echo "got $line"`}})
+	tty.Close()
+	testutil.Eventually(t, "the program's report", func() bool { return strings.Contains(screen.String(), "SigIgn:") })
+	in.signal(syscall.SIGTTIN)
+	in.signal(syscall.SIGTTOU)
+	master.Write([]byte("hello\n"))
+	if code := in.wait(); code != 0 {
+		t.Fatalf("exit code %d", code)
+	}
+	// The last lines may still be on their way from the terminal.
+	testutil.Eventually(t, "the program's answer and steward's last log line", func() bool {
+		return strings.Contains(screen.String(), "got hello") && strings.Contains(screen.String(), "all programs stopped")
+	})
+	out := screen.String()
+	line := out[strings.Index(out, "SigIgn:"):]
+	if got := statusSignals(t, line[:strings.IndexByte(line, '\n')], "SigIgn"); len(got) > 0 {
+		t.Fatalf("the program started with signals %v ignored, want none:\n%q", got, out)
+	}
+}
+
+// sigqueue sends sig to pid as sigqueue(3) does (si_code SI_QUEUE).
+func sigqueue(t *testing.T, pid int, sig syscall.Signal) {
+	t.Helper()
+	var info [128]byte
+	binary.NativeEndian.PutUint32(info[0:], uint32(sig))
+	binary.NativeEndian.PutUint32(info[8:], uint32(0xffffffff)) // SI_QUEUE, -1
+	binary.NativeEndian.PutUint32(info[16:], uint32(os.Getpid()))
+	binary.NativeEndian.PutUint32(info[20:], uint32(os.Getuid()))
+	if _, _, errno := unix.Syscall(unix.SYS_RT_SIGQUEUEINFO, uintptr(pid), uintptr(sig), uintptr(unsafe.Pointer(&info[0]))); errno != 0 {
+		t.Fatalf("sigqueue %v: %v", sig, errno)
+	}
+}
+
+// TestFaultSignalFromInside: the issue's reproduction. A program sends
+// SEGV to PID 1: steward forwards it (dumb-init's behaviour), so the
+// program dies of it and steward exits 139 with no Go dump; with SEGV
+// dropped, as tini does, the program carries on and its code is steward's.
+func TestFaultSignalFromInside(t *testing.T) {
+	script := `sleep .1; kill -SEGV 1; sleep .1; echo survived; exit 7`
+	in := start(t, runOpts{command: []string{"sh", "-c", script}})
+	if code := in.wait(); code != 128+int(syscall.SIGSEGV) {
+		t.Fatalf("exit code %d, want 139 (the program killed by the forwarded SEGV)", code)
+	}
+	if strings.Contains(in.stderr.String(), "goroutine") {
+		t.Fatalf("steward crashed:\n%s", in.stderr.String())
+	}
+	in = start(t, runOpts{config: "[programs.app]\nmain = true\nsignals = { SEGV = \"drop\" }\n", command: []string{"sh", "-c", script}})
+	if code := in.wait(); code != 7 {
+		t.Fatalf("exit code %d, want 7", code)
+	}
+	if !strings.Contains(in.stdout.String(), "survived") {
+		t.Fatalf("stdout %q", in.stdout.String())
 	}
 }

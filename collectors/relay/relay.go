@@ -9,7 +9,6 @@ package relay
 import (
 	"context"
 	"log/slog"
-	"sync/atomic"
 
 	"github.com/stewardhq/steward/collectors"
 	"github.com/stewardhq/steward/collectors/ingest"
@@ -29,58 +28,33 @@ type Config struct {
 
 // Relay is a collector whose samples are the lines received since the
 // last round, with their own timestamps (the round's when they have none).
+// Lines sent before Start are not lost to the app: it sees a refused
+// connection (TCP) and reconnects, as with carbon.
 type Relay struct {
-	cfg   Config
-	stats *ingest.Stats
-	buf   *ingest.Buffer
-	l     atomic.Pointer[ingest.Listener] // set by Start, read by the rounds
-	log   *slog.Logger
+	*ingest.Input
+	cfg Config
+	buf *ingest.Buffer
 }
 
 // New prepares a relay; Start binds it.
 func New(cfg Config, log *slog.Logger) *Relay {
-	st := ingest.NewStats("relay", log)
-	return &Relay{cfg: cfg, stats: st, buf: ingest.NewBuffer(cfg.MaxSeries, st), log: log}
-}
-
-// Start listens. Lines that arrive before are not lost to the app: it
-// sees a refused connection (TCP) and reconnects, as with carbon.
-func (r *Relay) Start() error {
-	l, err := ingest.Listen(ingest.ListenConfig{Name: "relay", Addr: r.cfg.Addr, TCP: true, UDP: true,
-		MaxConns: r.cfg.MaxConns, MaxLineBytes: r.cfg.Limits.MaxLineBytes}, r.stats, r.handle, r.log)
-	if err != nil {
-		return err
-	}
-	r.l.Store(l)
-	return nil
+	r := &Relay{cfg: cfg}
+	r.Input = ingest.NewInput(ingest.ListenConfig{Name: "relay", Addr: cfg.Addr, TCP: true, UDP: true,
+		MaxConns: cfg.MaxConns, MaxLineBytes: cfg.Limits.MaxLineBytes}, r.handle, log)
+	r.buf = ingest.NewBuffer(cfg.MaxSeries, r.Stats())
+	return r
 }
 
 func (r *Relay) handle(line []byte) {
 	reason, _ := metricfmt.ParseLine(metricfmt.Graphite, string(line), r.cfg.Limits, r.buf.Add)
 	if reason != "" {
-		r.stats.Drop(reason, 1)
+		r.Stats().Drop(reason, 1)
 	}
 }
-
-// Addr is the bound TCP address (for tests on port 0).
-func (r *Relay) Addr() string { return r.l.Load().TCPAddr() }
-
-// Name implements collectors.Collector.
-func (r *Relay) Name() string { return "relay" }
 
 // Collect emits what arrived since the last round and the relay's counters.
 func (r *Relay) Collect(_ context.Context, emit func(collectors.Sample)) error {
 	r.buf.Drain(emit)
-	if l := r.l.Load(); l != nil {
-		l.PollDrops()
-	}
-	r.stats.Emit(emit)
+	r.EmitStats(emit)
 	return nil
-}
-
-// Close stops listening.
-func (r *Relay) Close() {
-	if l := r.l.Load(); l != nil {
-		l.Close()
-	}
 }

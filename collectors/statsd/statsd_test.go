@@ -180,18 +180,18 @@ func TestServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	u, err := net.Dial("udp", s.l.Load().UDPAddr())
+	u, err := net.Dial("udp", s.Addr())
 	if err != nil {
 		t.Fatal(err)
 	}
 	u.Write([]byte("udp:1|c\nudp:2|c\ngarbage\n"))
-	c, err := net.Dial("tcp", s.l.Load().TCPAddr())
+	c, err := net.Dial("tcp", s.Addr())
 	if err != nil {
 		t.Fatal(err)
 	}
 	fmt.Fprintf(c, "tcp:5|g\n%s:1|c\ntcp2:1|c\n", strings.Repeat("x", 5000))
 	// A second connection is one too many: closed at once, counted.
-	c2, err := net.Dial("tcp", s.l.Load().TCPAddr())
+	c2, err := net.Dial("tcp", s.Addr())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,19 +11,29 @@
 # a Prometheus endpoint, for the dashboard's App row.
 #
 #   configs/dashboards/render.sh [--duration 4m] [--out DIR] [--keep]
+#                                [--steward BIN --demoapp BIN] [--print]
 #
 # Needs root on Debian 12 (apt, cgroups, namespaces) and Go. Everything it
 # starts lives in a temporary directory on loopback ports it picks; nothing
 # in /etc is written, and every process and cgroup it made is gone when it
 # exits (--keep keeps the temporary directory, for a look at the logs).
+# --steward and --demoapp use these binaries instead of building them.
+# --print runs only the deployments, with no Graphite: each steward prints
+# its metric lines (print mode), and the script writes them all to stdout
+# at the end, ready for carbon's plaintext port; with the binaries given it
+# needs only bash, busybox and root (the e2e test runs it so on a cgroup v2
+# kernel under qemu).
 set -euo pipefail
 
-usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+usage() { sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 
 duration=4m
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 out=$repo/docs/img
 keep=false
+steward=
+demoapp=
+print=false
 while [ $# -gt 0 ]; do
 	case $1 in
 	--duration) duration=${2:?--duration needs a value}; shift 2 ;;
@@ -31,6 +41,11 @@ while [ $# -gt 0 ]; do
 	--out) out=${2:?--out needs a directory}; shift 2 ;;
 	--out=*) out=${1#*=}; shift ;;
 	--keep) keep=true; shift ;;
+	--steward) steward=${2:?--steward needs a binary}; shift 2 ;;
+	--steward=*) steward=${1#*=}; shift ;;
+	--demoapp) demoapp=${2:?--demoapp needs a binary}; shift 2 ;;
+	--demoapp=*) demoapp=${1#*=}; shift ;;
+	--print) print=true; shift ;;
 	-h | --help) usage ;;
 	*) echo "render.sh: unknown argument $1" >&2; usage 2 >&2 ;;
 	esac
@@ -68,6 +83,7 @@ cores() { awk -v q="$1" 'BEGIN { print q / 100000 }'; }
 # minimal image may lack. policy-rc.d keeps apt from starting the packaged
 # services: this script runs its own copies on its own ports.
 packages=(graphite-carbon graphite-web python3-whisper fonts-dejavu-core)
+$print && packages=()
 missing=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -122,6 +138,18 @@ trap 'exit 143' TERM
 # freeports N prints N distinct free loopback ports: bound to port 0
 # together, so the kernel hands out distinct ones, then released.
 freeports() {
+	if [ ! -x "$py" ]; then
+		# No python (--print in a bare VM): ports from a random start on
+		# which nothing accepts connections.
+		local p=$((20000 + RANDOM % 20000)) n=0 out=()
+		while [ "$n" -lt "$1" ]; do
+			p=$((p + 1))
+			(exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && continue
+			out+=("$p"); n=$((n + 1))
+		done
+		echo "${out[*]}"
+		return
+	fi
 	"$py" - "$1" <<'EOF'
 import socket, sys
 socks = [socket.socket() for _ in range(int(sys.argv[1]))]
@@ -143,6 +171,7 @@ waitport() {
 	exit 1
 }
 
+if ! $print; then
 # --- graphite-web ----------------------------------------------------------
 # graphite.settings imports the module named by GRAPHITE_SETTINGS_MODULE
 # (Debian's default: /etc/graphite/local_settings.py) before it derives the
@@ -205,11 +234,17 @@ printf '[all]\npattern = .*\nretentions = 2s:2h\n' >"$work/conf/storage-schemas.
 carbon-cache --config="$work/conf/carbon.conf" --debug start >"$work/carbon.log" 2>&1 &
 pids+=($!)
 waitport "$line_port" "$!" carbon
+fi
 
 # --- steward and the demo --------------------------------------------------
-log "building steward and the demo app"
-(cd "$repo" && CGO_ENABLED=0 go build -o "$work/steward" ./cmd/steward &&
-	CGO_ENABLED=0 go build -o "$work/demoapp" ./configs/dashboards/demoapp)
+if [ -n "$steward" ] && [ -n "$demoapp" ]; then
+	cp "$steward" "$work/steward"
+	cp "$demoapp" "$work/demoapp"
+else
+	log "building steward and the demo app"
+	(cd "$repo" && CGO_ENABLED=0 go build -o "$work/steward" ./cmd/steward &&
+		CGO_ENABLED=0 go build -o "$work/demoapp" ./configs/dashboards/demoapp)
+fi
 
 # The demo as it ships, plus one program that wants about 0.3 of a core
 # (0.3 s of busy loop every second): the demo's own programs mostly sleep,
@@ -253,7 +288,7 @@ appconf green "$green_statsd_port" "$green_app_port" 0.05
 mkcgroups() {
 	local name=steward-render-$$-$1 quota=$2 d
 	joined=()
-	if [ "$(stat -fc %T /sys/fs/cgroup)" = cgroup2fs ]; then
+	if [ -f /sys/fs/cgroup/cgroup.controllers ]; then
 		# v2: one tree; the controllers must be enabled in the parent.
 		for c in cpu memory pids; do
 			echo "+$c" >/sys/fs/cgroup/cgroup.subtree_control 2>/dev/null || true
@@ -309,11 +344,15 @@ deploy() {
 		echo "render.sh: $name: start $n at $(date -u +%T)"
 		(
 			for d in "$@"; do echo "$BASHPID" >"$d/cgroup.procs"; done
-			export STEWARD_APP=$app STEWARD_VERSION=$version \
-				STEWARD_GRAPHITE_ADDR=127.0.0.1:$line_port STEWARD_METRICS_INTERVAL=2s \
-				STEWARD_METRICS_PRINT=false STEWARD_HTTP_ADDR=off \
-				STEWARD_CONTROL_SOCKET=$work/$name.sock
-			exec unshare --pid --fork --mount-proc -- sh -c \
+			export STEWARD_APP=$app STEWARD_VERSION=$version STEWARD_METRICS_INTERVAL=2s \
+				STEWARD_HTTP_ADDR=off STEWARD_CONTROL_SOCKET=$work/$name.sock
+			if $print; then
+				export STEWARD_METRICS_PRINT=true
+			else
+				export STEWARD_GRAPHITE_ADDR=127.0.0.1:$line_port STEWARD_METRICS_PRINT=false
+			fi
+			# Short options: util-linux's unshare and busybox's take them.
+			exec unshare -p -f --mount-proc -- sh -c \
 				'mount -t tmpfs -o mode=1777,size=16m tmpfs /tmp && exec "$@"' sh \
 				"$work/steward" --config "$work/$name.toml"
 		) || { echo "render.sh: $name: steward exited with status $?"; exit 1; }
@@ -363,6 +402,12 @@ while kill -0 "$blue_loop" 2>/dev/null || kill -0 "$green_loop" 2>/dev/null; do
 	sleep 1
 done
 stop=$(date +%s)
+
+if $print; then
+	# The metric lines only (the logs also hold the programs' output).
+	grep -hE '^[A-Za-z0-9_.-]+;[^ ]+ [^ ]+ [0-9]+$' "$work/blue.log" "$work/green.log"
+	exit 0
+fi
 
 # --- Render ----------------------------------------------------------------
 # Each graph is a dashboard panel's query with $app and $version filled in

@@ -74,6 +74,11 @@ func oneLine(s string) string { return strings.ReplaceAll(s, "\n", " ") }
 type Manager struct {
 	Dir       string // where unit files go: /etc/systemd/system
 	Systemctl string // the systemctl command, looked up in PATH
+	// Running: systemd runs here (sd_booted). Only then is there a daemon
+	// to reload: while an image is built (--system given, no systemd),
+	// enabling the unit is all there is to do, and systemd reads it at
+	// boot.
+	Running bool
 }
 
 // ErrNoSystemd: the host does not run systemd.
@@ -82,16 +87,23 @@ var ErrNoSystemd = errors.New("hostservice: systemd is not running here (no /run
 // Open returns the manager named system ("" detects it): systemd is the
 // one known. Detection is sd_booted(3)'s test.
 func Open(system string) (*Manager, error) {
+	running := booted()
 	switch system {
 	case "":
-		if fi, err := os.Stat("/run/systemd/system"); err != nil || !fi.IsDir() {
+		if !running {
 			return nil, ErrNoSystemd
 		}
 	case Systemd:
 	default:
 		return nil, fmt.Errorf("hostservice: unknown service manager %q (known: [%s])", system, Systemd)
 	}
-	return &Manager{Dir: "/etc/systemd/system", Systemctl: "systemctl"}, nil
+	return &Manager{Dir: "/etc/systemd/system", Systemctl: "systemctl", Running: running}, nil
+}
+
+// booted is sd_booted(3): systemd runs when /run/systemd/system exists.
+func booted() bool {
+	fi, err := os.Stat("/run/systemd/system")
+	return err == nil && fi.IsDir()
 }
 
 // Platform names the service manager, as status prints it.
@@ -99,7 +111,9 @@ func (m *Manager) Platform() string { return Systemd }
 
 func (m *Manager) path(name string) string { return filepath.Join(m.Dir, name+".service") }
 
-// Install writes the unit (it must not exist yet) and enables it.
+// Install writes the unit (it must not exist yet), enables it and, where
+// systemd runs, reloads it. When a step fails, what the earlier ones did is
+// undone: no unit is left half installed.
 func (m *Manager) Install(u Unit) error {
 	f, err := os.OpenFile(m.path(u.Name), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
@@ -117,9 +131,18 @@ func (m *Manager) Install(u Unit) error {
 		return fmt.Errorf("hostservice: %w", err)
 	}
 	if err := m.run("enable", u.Name+".service"); err != nil {
-		return err
+		os.Remove(m.path(u.Name))
+		return fmt.Errorf("%w (the unit file was removed again)", err)
 	}
-	return m.run("daemon-reload")
+	if !m.Running {
+		return nil
+	}
+	if err := m.run("daemon-reload"); err != nil {
+		m.run("disable", u.Name+".service")
+		os.Remove(m.path(u.Name))
+		return fmt.Errorf("%w (the unit was disabled and removed again)", err)
+	}
+	return nil
 }
 
 // Uninstall disables the unit and removes its file.
@@ -129,6 +152,9 @@ func (m *Manager) Uninstall(name string) error {
 	}
 	if err := os.Remove(m.path(name)); err != nil {
 		return fmt.Errorf("hostservice: %w", err)
+	}
+	if !m.Running {
+		return nil
 	}
 	return m.run("daemon-reload")
 }

@@ -22,7 +22,7 @@ func fakeSystemctl(t *testing.T, state string) (*Manager, string) {
 	}
 	units := filepath.Join(dir, "units")
 	os.Mkdir(units, 0o755)
-	return &Manager{Dir: units, Systemctl: bin}, log
+	return &Manager{Dir: units, Systemctl: bin, Running: true}, log
 }
 
 func calls(t *testing.T, log string) string {
@@ -119,5 +119,39 @@ func TestRenderQuoting(t *testing.T) {
 	os.WriteFile(p, []byte(u.Render()), 0o644)
 	if out, err := exec.Command("systemd-analyze", "verify", p).CombinedOutput(); err != nil {
 		t.Errorf("systemd-analyze verify: %v\n%s", err, out)
+	}
+}
+
+// TestInstallRollsBack: a daemon-reload that fails (systemd not answering)
+// leaves no unit behind, enabled or not (issue 10, defect 9).
+func TestInstallRollsBack(t *testing.T) {
+	m, log := fakeSystemctl(t, "inactive")
+	script := "#!/bin/sh\necho \"$@\" >> " + log + "\n[ \"$1\" != daemon-reload ]\n"
+	os.WriteFile(m.Systemctl, []byte(script), 0o755)
+	err := m.Install(Unit{Name: "web", Exec: "/usr/local/bin/steward"})
+	if err == nil || !strings.Contains(err.Error(), "daemon-reload") {
+		t.Fatalf("install: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(m.Dir, "web.service")); !os.IsNotExist(err) {
+		t.Errorf("unit left behind: %v", err)
+	}
+	if got, want := calls(t, log), "enable web.service\ndaemon-reload\ndisable web.service\n"; got != want {
+		t.Errorf("systemctl calls:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+// TestInstallWithoutSystemdRunning: in an image build, the unit is written
+// and enabled, and no daemon-reload is tried.
+func TestInstallWithoutSystemdRunning(t *testing.T) {
+	m, log := fakeSystemctl(t, "inactive")
+	m.Running = false
+	if err := m.Install(Unit{Name: "web", Exec: "/usr/local/bin/steward"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Uninstall("web"); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := calls(t, log), "enable web.service\ndisable web.service\n"; got != want {
+		t.Errorf("systemctl calls:\n%s\nwant:\n%s", got, want)
 	}
 }

@@ -50,3 +50,35 @@ func Children(root string, ppid int) []int {
 	}
 	return pids
 }
+
+// Self is the pid of the calling process as root ("/proc") numbers it:
+// the pid namespace of that proc mount may not be the caller's (a process
+// that unshared its pid namespace and kept the outer /proc).
+func Self(root string) (int, error) {
+	l, err := os.Readlink(root + "/self")
+	if err != nil {
+		return 0, fmt.Errorf("proc: %w", err)
+	}
+	return strconv.Atoi(l)
+}
+
+// LocalPID is the pid that the innermost pid namespace of the process pid
+// (as root numbers it) gives it: the last NSpid of its status, the number
+// kill(2) takes from a process of that namespace. pid itself when the
+// kernel does not say (before Linux 4.1).
+func LocalPID(root string, pid int) int {
+	b, err := os.ReadFile(root + "/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return pid
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "NSpid:"); ok {
+			if f := strings.Fields(v); len(f) > 0 {
+				if n, err := strconv.Atoi(f[len(f)-1]); err == nil {
+					return n
+				}
+			}
+		}
+	}
+	return pid
+}

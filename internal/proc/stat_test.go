@@ -91,3 +91,13 @@ func FuzzParseStat(f *testing.F) {
 		}
 	})
 }
+
+func TestSelfAndLocalPID(t *testing.T) {
+	self, err := Self("/proc")
+	if err != nil || self != os.Getpid() {
+		t.Fatalf("Self = %d, %v; want %d", self, err, os.Getpid())
+	}
+	if n := LocalPID("/proc", self); n != os.Getpid() {
+		t.Fatalf("LocalPID = %d, want %d", n, os.Getpid())
+	}
+}

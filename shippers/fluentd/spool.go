@@ -81,7 +81,7 @@ type spool struct {
 	temporary bool
 	// bufs, when set, lends the buffers records are read into (the
 	// batcher's), so reading the spool back allocates nothing.
-	bufs *sync.Pool
+	bufs *bufPool
 }
 
 // openSpool locks dir and loads the segments found there.
@@ -322,7 +322,7 @@ func (s *spool) next() *chunk {
 	return nil
 }
 
-func (seg *segment) read(bufs *sync.Pool) (*chunk, error) {
+func (seg *segment) read(bufs *bufPool) (*chunk, error) {
 	var rh [recHeaderLen]byte
 	if _, err := seg.f.ReadAt(rh[:], seg.readOff); err != nil {
 		return nil, err
@@ -336,10 +336,10 @@ func (seg *segment) read(bufs *sync.Pool) (*chunk, error) {
 	c := &chunk{seg: seg, off: seg.readOff, lines: int(binary.BigEndian.Uint32(rh[8:]))}
 	var buf []byte
 	if bufs != nil {
-		if p, ok := bufs.Get().(*[]byte); ok && cap(*p) >= idLen+n {
+		if p := bufs.Get(); p != nil && cap(*p) >= idLen+n {
 			c.buf, c.bufs = p, bufs
 			buf = (*p)[:idLen+n]
-		} else if ok {
+		} else if p != nil {
 			bufs.Put(p)
 		}
 	}

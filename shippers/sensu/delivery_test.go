@@ -137,6 +137,7 @@ func TestNoOrphanEventsAfterStops(t *testing.T) {
 	if testing.Short() {
 		stops = 20
 	}
+	var took []time.Duration
 	for i := range stops {
 		cfg := testConfig(p)
 		cfg.EntityName = fmt.Sprintf("stop-%03d", i)
@@ -148,11 +149,18 @@ func TestNoOrphanEventsAfterStops(t *testing.T) {
 		waitFor(t, p, "registration", registeredIn(p, cfg.EntityName))
 		a.Publish(report("app-api", checks.OK))
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		if err := a.Close(ctx); err != nil {
+		began := time.Now()
+		err = a.Close(ctx)
+		took = append(took, time.Since(began))
+		if err != nil {
 			t.Errorf("stop %d: %v", i, err)
 		}
 		cancel()
 	}
+	slices.Sort(took)
+	// A figure, not a verdict: the stop now waits for the backend to store
+	// the last events (the peer's store delay is below 40 ms).
+	t.Logf("Close took median %v, max %v", took[len(took)/2], took[len(took)-1])
 	waitFor(t, p, "every event stored", p.Settled)
 	if o := p.Orphans(); len(o) > 0 {
 		t.Errorf("%d of %d stops left events on deleted entities: %v", len(o), stops, o[:min(len(o), 6)])
