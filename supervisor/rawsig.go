@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"runtime"
-	"slices"
 	"sync"
 	"syscall"
 
@@ -52,28 +50,6 @@ import (
 var rawSignals = []syscall.Signal{syscall.SIGPIPE, syscall.SIGURG, syscall.SIGPROF, 32, configs.SigRTMin,
 	syscall.SIGILL, syscall.SIGTRAP, syscall.SIGBUS, syscall.SIGFPE, syscall.SIGSEGV, syscall.SIGSTKFLT, syscall.SIGSYS}
 
-// fastSignal reports the signals that the same handler catches, where it
-// exists, only because os/signal is slow to catch them: signal.Notify
-// costs a round trip to the runtime's signal thread per signal
-// (runtime.sigenable), about 20 µs each on a loaded 2-core VM, and the
-// some 55 signals steward forwards took 1.1 ms of every start (paired
-// runs: 1.49x the minimal Go init against 1.22x before they were all
-// caught; bench/run.sh), more than the rest of steward's path to its first
-// fork. Left to os/signal: CHLD (the reaper's), ABRT (as before), and
-// TTIN and TTOU, which steward may ignore instead.
-func fastSignal(sig syscall.Signal) bool {
-	switch sig {
-	case syscall.SIGCHLD, syscall.SIGABRT, syscall.SIGTTIN, syscall.SIGTTOU:
-		return false
-	}
-	return configs.NotForwarded(sig) == nil && !slices.Contains(rawSignals, sig)
-}
-
-// handledRaw reports whether the raw handler catches sig here.
-func handledRaw(sig syscall.Signal) bool {
-	return rawSupported && (slices.Contains(rawSignals, sig) || fastSignal(sig))
-}
-
 // rawRecordSize is how much of each siginfo the handler writes: si_signo,
 // si_errno, si_code, padding, si_pid, si_uid. Writes up to PIPE_BUF are
 // atomic, so records never interleave.
@@ -112,33 +88,16 @@ func installRaw() error {
 	// Ignored first, so that the runtime's own check after a write to a
 	// broken stdout returns EPIPE instead of ending steward with SIGPIPE.
 	signal.Ignore(syscall.SIGPIPE)
-	var unblock unix.Sigset_t
-	for n := 1; n <= configs.SigRTMax; n++ {
-		sig := syscall.Signal(n)
-		if !handledRaw(sig) {
-			continue
-		}
+	for _, sig := range rawSignals {
 		if err := setRawHandler(sig); err != nil {
 			return fmt.Errorf("supervisor: catch %s: %w", configs.SignalName(sig), err)
 		}
-		unblock.Val[(n-1)/64] |= 1 << ((n - 1) % 64)
 	}
-	ready := make(chan error)
-	go readRaw(r, &unblock, ready)
-	return <-ready
+	go readRaw(r)
+	return nil
 }
 
-// readRaw delivers what the handler writes. Its thread takes the raw
-// signals even when steward inherited them blocked, as os/signal's own
-// thread does for the signals it catches: the runtime unblocks only those
-// it needs itself.
-func readRaw(r *os.File, unblock *unix.Sigset_t, ready chan<- error) {
-	runtime.LockOSThread() // for good: the thread keeps the mask
-	if err := unix.PthreadSigmask(unix.SIG_UNBLOCK, unblock, nil); err != nil {
-		ready <- fmt.Errorf("supervisor: unblock signals: %w", err)
-		return
-	}
-	close(ready)
+func readRaw(r *os.File) {
 	self := int32(os.Getpid())
 	buf := make([]byte, 64*rawRecordSize)
 	for {
@@ -149,7 +108,7 @@ func readRaw(r *os.File, unblock *unix.Sigset_t, ready chan<- error) {
 		for rec := buf[:n]; len(rec) >= rawRecordSize; rec = rec[rawRecordSize:] {
 			signo := int32(binary.NativeEndian.Uint32(rec[0:]))
 			pid := int32(binary.NativeEndian.Uint32(rec[16:]))
-			if pid == self && slices.Contains(rawSignals, syscall.Signal(signo)) {
+			if pid == self {
 				continue // raised by steward's own writes, not sent to it
 			}
 			rawMu.Lock()

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -60,7 +61,7 @@ func caughtSignals(jobControlIgnored bool) []os.Signal {
 		sig := syscall.Signal(n)
 		switch {
 		case configs.NotForwarded(sig) != nil:
-		case handledRaw(sig): // rawsig.go
+		case rawSupported && slices.Contains(rawSignals, sig): // rawsig.go
 		case sig == syscall.SIGURG:
 		case (sig == syscall.SIGTTIN || sig == syscall.SIGTTOU) && jobControlIgnored:
 		default:
