@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/stewardhq/steward/checks"
 	"github.com/stewardhq/steward/collectors/checkmetrics"
@@ -405,12 +406,12 @@ func supervise(args []string, stderr io.Writer) int {
 				started = append(started, c)
 			}
 		}
-		// What only the start ran need not stay mapped.
-		if n, err := pages.Release(); err != nil {
-			log.Debug("start pages kept", "err", err)
-		} else {
-			log.Debug("start pages released", "bytes", n)
-		}
+		// What only the start ran need not stay mapped: released now, for
+		// a short-lived steward, and again once the goroutines the start
+		// launched (accept loops, pipe readers, first reports) have run
+		// their first steps, which on a loaded machine may come later.
+		releasePages(log)
+		time.AfterFunc(pagesSettle, func() { releasePages(log) })
 	}()
 	code := sup.Run(ctx)
 	<-lateDone
@@ -419,4 +420,15 @@ func supervise(args []string, stderr io.Writer) int {
 		return exitFailed
 	}
 	return code
+}
+
+// pagesSettle is when the start's pages are released a second time.
+const pagesSettle = 2 * time.Second
+
+func releasePages(log *slog.Logger) {
+	if n, err := pages.Release(); err != nil {
+		log.Debug("start pages kept", "err", err)
+	} else {
+		log.Debug("start pages released", "bytes", n)
+	}
 }
