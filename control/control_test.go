@@ -62,7 +62,7 @@ func TestRoundTripAndMode(t *testing.T) {
 	if di, _ := os.Stat(filepath.Dir(path)); di.Mode().Perm() != 0o700 {
 		t.Fatalf("directory mode %v, want 0700", di.Mode().Perm())
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), testutil.HangGuard)
 	defer cancel()
 	var out map[string]string
 	if err := Call(ctx, path, "echo", map[string]string{"say": "hi"}, &out); err != nil || out["got"] != "hi" {

@@ -277,7 +277,7 @@ func TestGraphiteModesToCarbon(t *testing.T) {
 		}
 		s.Ship([]collectors.Sample{{Name: "program.cpu_seconds_total", Value: 12.5, Kind: collectors.Counter,
 			Tags: []collectors.Tag{{Key: "program", Value: "worker"}}, Time: now}})
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), testutil.HangGuard)
 		if err := s.Close(ctx); err != nil {
 			t.Fatal(err)
 		}

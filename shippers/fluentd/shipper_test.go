@@ -376,7 +376,7 @@ func TestFlushDeadlineWithAServerThatStopsReading(t *testing.T) {
 	go func() { closed <- h.s.Close(ctx) }()
 	select {
 	case <-closed:
-	case <-time.After(20 * time.Second): // only a guard against a hang
+	case <-time.After(testutil.HangGuard):
 		t.Fatal("Close did not return after its deadline")
 	}
 	if !h.out.contains("left_in_spool=30000") {

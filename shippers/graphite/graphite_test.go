@@ -263,7 +263,7 @@ func TestBacklogDropsOldest(t *testing.T) {
 	}
 	srv.listen(addr)
 	got := srv.waitLines(6)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), testutil.HangGuard)
 	defer cancel()
 	if err := s.Close(ctx); err != nil {
 		t.Fatal(err)
@@ -391,7 +391,7 @@ func TestFlushOnClose(t *testing.T) {
 		s.Ship(roundAt(i, 2))
 	}
 	srv.listen(addr)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), testutil.HangGuard)
 	defer cancel()
 	if err := s.Close(ctx); err != nil {
 		t.Fatal(err)
@@ -413,7 +413,7 @@ func TestUDP(t *testing.T) {
 	var all bytes.Buffer
 	buf := make([]byte, 65536)
 	for strings.Count(all.String(), "\n") < 100 {
-		pc.SetReadDeadline(time.Now().Add(20 * time.Second))
+		pc.SetReadDeadline(time.Now().Add(testutil.HangGuard))
 		n, _, err := pc.ReadFrom(buf)
 		if err != nil {
 			t.Fatal(err)
@@ -429,7 +429,7 @@ func TestPrint(t *testing.T) {
 	var out testutil.LockedBuffer
 	s := newShipper(t, Config{Print: &out, Mode: ModePath})
 	s.Ship(roundAt(1, 2))
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), testutil.HangGuard)
 	defer cancel()
 	if err := s.Close(ctx); err != nil {
 		t.Fatal(err)

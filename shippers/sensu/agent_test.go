@@ -99,7 +99,7 @@ func startAgent(t testing.TB, cfg *configs.Sensu) (*Agent, *testutil.LockedBuffe
 // limit only guards against a hang.
 func waitFor(t testing.TB, p *sensupeer.Peer, what string, cond func() bool) {
 	t.Helper()
-	limit := time.After(30 * time.Second)
+	limit := time.After(testutil.HangGuard)
 	for {
 		changed := p.Changed()
 		if cond() {
@@ -286,7 +286,7 @@ func TestCloseDeregisters(t *testing.T) {
 	a, _ := startAgent(t, testConfig(p))
 	waitFor(t, p, "registration", func() bool { _, ok := p.Entity("default", "web-7f9c"); return ok })
 	a.Publish(checks.Report{Name: "last", Result: checks.Result{Status: checks.OK, Output: "final", Executed: time.Now()}})
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), testutil.HangGuard)
 	defer cancel()
 	if err := a.Close(ctx); err != nil {
 		t.Fatalf("close: %v", err)
@@ -336,7 +336,7 @@ func TestCloseBoundedWhenBackendHangs(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "not sent") {
 			t.Errorf("close of a hanging backend returned %v, want the unsent events reported", err)
 		}
-	case <-time.After(30 * time.Second):
+	case <-time.After(testutil.HangGuard):
 		t.Fatal("Close hangs on a backend that does not answer")
 	}
 }
