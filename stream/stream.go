@@ -205,10 +205,10 @@ func (b *BatchSubscription[T]) weighed(batch []T) int64 {
 	return w
 }
 
-// tryOffer queues batch if it fits.
-func (b *BatchSubscription[T]) tryOffer(batch []T) bool {
+// tryOffer queues batch, of weight w, if it fits.
+func (b *BatchSubscription[T]) tryOffer(batch []T, w int64) bool {
 	for {
-		if b.offer(batch) {
+		if b.offer(batch, w) {
 			return true
 		}
 		if !b.opts.DropOldest {
@@ -226,9 +226,8 @@ func (b *BatchSubscription[T]) tryOffer(batch []T) bool {
 	}
 }
 
-// offer queues batch if it fits.
-func (b *BatchSubscription[T]) offer(batch []T) bool {
-	w := b.weigh(batch)
+// offer queues batch, of weight w, if it fits.
+func (b *BatchSubscription[T]) offer(batch []T, w int64) bool {
 	if q := b.queued.Add(w); q-w > 0 && q > b.opts.MaxWeight {
 		b.queued.Add(-w)
 		return false
@@ -291,7 +290,7 @@ func (s *Stream[T]) Publish(v T) {
 	if len(s.batches) > 0 {
 		batch := []T{v}
 		for _, sub := range s.batches {
-			if !sub.tryOffer(batch) {
+			if !sub.tryOffer(batch, sub.weigh(batch)) {
 				sub.drops.Add(1)
 			}
 		}
@@ -307,6 +306,7 @@ func (s *Stream[T]) PublishBatch(vs []T) {
 		return
 	}
 	var waiting []*BatchSubscription[T]
+	var weights []int64
 	s.mu.RLock()
 	for _, sub := range s.subs {
 		for _, v := range vs {
@@ -314,22 +314,24 @@ func (s *Stream[T]) PublishBatch(vs []T) {
 		}
 	}
 	for _, sub := range s.batches {
+		w := sub.weigh(vs)
 		switch {
-		case sub.tryOffer(vs):
+		case sub.tryOffer(vs, w):
 		case sub.opts.Wait > 0 && !sub.stalled.Load():
 			waiting = append(waiting, sub)
+			weights = append(weights, w)
 		default:
 			sub.drops.Add(len(vs))
 		}
 	}
 	s.mu.RUnlock()
-	for _, sub := range waiting {
-		s.waitOffer(sub, vs)
+	for i, sub := range waiting {
+		s.waitOffer(sub, vs, weights[i])
 	}
 }
 
 // waitOffer retries batch each time sub makes room, up to its Wait.
-func (s *Stream[T]) waitOffer(sub *BatchSubscription[T], batch []T) {
+func (s *Stream[T]) waitOffer(sub *BatchSubscription[T], batch []T, w int64) {
 	timer := time.NewTimer(sub.opts.Wait)
 	defer timer.Stop()
 	sub.waiters.Add(1)
@@ -338,7 +340,7 @@ func (s *Stream[T]) waitOffer(sub *BatchSubscription[T], batch []T) {
 		room := sub.roomSignal()
 		s.mu.RLock()
 		gone := sub.closed
-		ok := !gone && sub.tryOffer(batch)
+		ok := !gone && sub.tryOffer(batch, w)
 		s.mu.RUnlock()
 		if ok || gone {
 			return

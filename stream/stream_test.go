@@ -166,10 +166,15 @@ func TestDropOldestKeepsTheNewestQuietly(t *testing.T) {
 func TestBatchWeighedOnce(t *testing.T) {
 	s := testStream()
 	var calls atomic.Int64
-	sub := s.SubscribeBatches("w", BatchOptions[int]{MaxBatches: 8, MaxWeight: 1000,
+	// The second batch does not fit until the first is done: its
+	// publisher waits and tries again.
+	sub := s.SubscribeBatches("w", BatchOptions[int]{MaxBatches: 8, MaxWeight: 3, Wait: 5 * time.Minute,
 		Weight: func(v int) int { calls.Add(1); return v }})
 	s.PublishBatch([]int{1, 2, 3})
-	s.PublishBatch([]int{4, 5})
+	go s.PublishBatch([]int{4, 5})
+	for sub.waiters.Load() == 0 {
+		runtime.Gosched()
+	}
 	for range 2 {
 		sub.Done(<-sub.C)
 	}
