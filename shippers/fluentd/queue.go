@@ -59,16 +59,18 @@ func newQueue(memCap int64, sp *spool, st *counters, log *slog.Logger) *queue {
 func (q *queue) dropped(lines int) { q.st.dropped.Add(lines) }
 
 // spillWait is how long push waits for a connected server to free memory
-// before it spills. A server that keeps up acknowledges a batch in
-// milliseconds, so a burst then waits for it instead of going through the
+// before it spills. A fast server acknowledges a batch in well under a
+// millisecond, so a burst then waits for it instead of going through the
 // spool: writing every batch to disk and reading it back was a third of
 // the CPU steward spent per line with a fast server (profile, issue 11).
-// The program writing the burst is slowed to the server's pace meanwhile,
-// as the stream slows it to the encoder's. A slow or dead server makes no
-// room in time: the queue is then stalled and spills at once, as before,
-// until memory has room again, so a slow server costs a program at most
-// one such wait per burst, never its pace.
-const spillWait = 20 * time.Millisecond
+// The program writing the burst is paced by such a server meanwhile, as
+// the stream paces it by the encoder. A server that does not free a batch
+// (128 KiB, ~690 lines of 100 bytes) within spillWait, slower than about
+// 140,000 lines/s (Fluentd 1.16 with a file output takes 12,000-18,000),
+// or a dead one, stalls the queue: it spills at once, as before, until
+// memory has room again. So a slower server costs a program at most
+// spillWait per burst, never its pace.
+const spillWait = 5 * time.Millisecond
 
 // push adds a chunk at the end, spilling the oldest chunks in memory to
 // the spool while memory is over its bound.
