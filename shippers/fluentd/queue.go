@@ -66,11 +66,11 @@ func (q *queue) dropped(lines int) { q.st.dropped.Add(lines) }
 // The program writing the burst is paced by such a server meanwhile, as
 // the stream paces it by the encoder. A server that does not free a batch
 // (128 KiB, ~690 lines of 100 bytes) within spillWait, slower than about
-// 140,000 lines/s (Fluentd 1.16 with a file output takes 12,000-18,000),
+// 70,000 lines/s (Fluentd 1.16 with a file output takes 12,000-18,000),
 // or a dead one, stalls the queue: it spills at once, as before, until
 // memory has room again. So a slower server costs a program at most
 // spillWait per burst, never its pace.
-const spillWait = 5 * time.Millisecond
+const spillWait = 10 * time.Millisecond
 
 // push adds a chunk at the end, spilling the oldest chunks in memory to
 // the spool while memory is over its bound.
