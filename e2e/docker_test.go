@@ -182,9 +182,19 @@ func TestDockerStop(t *testing.T) {
 	if code := c.waitExit(); code != 3 {
 		t.Fatalf("exit code after docker stop: %d, want the main program's 3 (137 = killed at the grace period's end)", code)
 	}
-	out := c.stdout()
-	order(t, out, "[db] db: up", "[app] app: up", "[worker] worker: up",
-		"[worker] worker: stopping", "[app] app: stopping", "[db] db: stopping")
+	// Steward's log: started in dependency order, then each stopped only
+	// once the one started after it has exited. (The programs' own lines
+	// come through one pipe each, so across programs docker logs need not
+	// keep their order.)
+	ev := func(msg, p string) string { return `msg="program ` + msg + `" app=app program=` + p + " " }
+	order(t, c.stderr(), ev("started", "db"), ev("started", "app"), ev("started", "worker"),
+		ev("stopping", "worker"), ev("exited", "worker"), ev("stopping", "app"), ev("exited", "app"),
+		ev("stopping", "db"), ev("exited", "db"))
+	for _, p := range []string{"worker", "app", "db"} {
+		if line := "[" + p + "] " + p + ": stopping"; !strings.Contains(c.stdout(), line) {
+			t.Errorf("%q missing: %s did not get its stop signal", line, p)
+		}
+	}
 }
 
 // TestDockerKillSignal: a signal given with `docker kill -s` reaches the
@@ -216,17 +226,18 @@ func TestDockerKill(t *testing.T) {
 
 // TestDockerLogsAndHealth: `docker logs` shows every program's lines on
 // the stream it wrote them to, each behind its program's prefix; Docker's
-// HEALTHCHECK, asking `steward health`, goes starting -> healthy, then
-// unhealthy when a health check fails.
+// HEALTHCHECK, asking `steward health`, says starting while a health check
+// fails within the start period, healthy once it passes, and unhealthy
+// when it fails again.
 func TestDockerLogsAndHealth(t *testing.T) {
 	t.Parallel()
 	c := runContainer(t, `
 [health]
-grace_period = "1s"
+grace_period = "0s"
 
 [programs.web]
 main = true
-command = ["sh", "-c", "touch /tmp/ok; echo 'web: listening'; echo 'web: slow request' >&2; exec sleep 3600"]
+command = ["sh", "-c", "echo 'web: listening'; echo 'web: slow request' >&2; exec sleep 3600"]
 
 [programs.jobs]
 command = ["sh", "-c", "echo 'jobs: picked 3 jobs'; echo 'jobs: retry later' >&2; exec sleep 3600"]
@@ -236,12 +247,19 @@ file = "/tmp/ok"
 interval = "1s"
 health = true
 `, "--network", "none", "--health-cmd", "/usr/local/bin/steward health",
-		"--health-interval", "1s", "--health-timeout", "30s", "--health-retries", "1", "--health-start-period", "2m")
-	// Docker says starting until the first check passes.
-	if s := c.state(); s.Health == nil || (s.Health.Status != "starting" && s.Health.Status != "healthy") {
-		t.Fatalf("health right after the start: %+v", s.Health)
+		"--health-interval", "1s", "--health-timeout", "30s", "--health-retries", "1", "--health-start-period", "10m")
+	// The marker is missing: the probe fails, and within the start period
+	// Docker keeps saying starting.
+	waitFor(t, "a failing probe", func() bool {
+		h := c.state().Health
+		return h != nil && len(h.Log) > 0 && h.Log[len(h.Log)-1].ExitCode == 1
+	})
+	if h := c.state().Health; h.Status != "starting" {
+		t.Fatalf("health with a failing probe in the start period: %q, want starting", h.Status)
 	}
-	sawStarting := c.state().Health.Status == "starting"
+	if _, err := c.exec("touch", "/tmp/ok"); err != nil {
+		t.Fatal(err)
+	}
 	waitFor(t, "healthy", func() bool { return c.state().Health.Status == "healthy" })
 	for _, line := range []string{"[web] web: listening", "[jobs] jobs: picked 3 jobs"} {
 		waitFor(t, line+" on stdout", func() bool { return strings.Contains(c.stdout(), line) })
@@ -257,7 +275,7 @@ health = true
 	if last := h.Log[len(h.Log)-1]; last.ExitCode != 1 || !strings.Contains(last.Output, "marker") {
 		t.Fatalf("the failing probe: exit %d, output %q; want 1 and the failing check named", last.ExitCode, last.Output)
 	}
-	t.Logf("health: starting seen=%v, then healthy, then unhealthy: %q", sawStarting, h.Log[len(h.Log)-1].Output)
+	t.Logf("health: starting, healthy, then unhealthy: %q", h.Log[len(h.Log)-1].Output)
 }
 
 // metricLine finds the newest printed sample of a series (name and tags

@@ -165,14 +165,14 @@ func TestCgroupV2VM(t *testing.T) {
 	vmlinuz, brd := debianKernel(t)
 	img := initramfs(t, brd)
 	dir := t.TempDir()
-	console, serial := filepath.Join(dir, "console.log"), filepath.Join(dir, "serial.log")
+	console, serial, logfile := filepath.Join(dir, "console.log"), filepath.Join(dir, "serial.log"), filepath.Join(dir, "steward.log")
 	args := []string{
 		// Software emulation: the nested KVM of these machines hangs the guest.
 		"-accel", "tcg",
 		"-m", "1024", "-smp", "1", "-no-reboot", "-nodefaults", "-display", "none", "-nic", "none",
 		"-kernel", vmlinuz, "-initrd", img,
 		"-append", "console=ttyS0 panic=-1 loglevel=4 psi=1",
-		"-serial", "file:" + console, "-serial", "file:" + serial,
+		"-serial", "file:" + console, "-serial", "file:" + serial, "-serial", "file:" + logfile,
 	}
 	qemu := exec.Command("qemu-system-x86_64", args...)
 	var qout testutil.LockedBuffer
@@ -199,8 +199,10 @@ func TestCgroupV2VM(t *testing.T) {
 	t.Logf("the VM ran for %v (boot, checks, render.sh's 70 s, power off)", time.Since(began).Round(time.Second))
 	conb, _ := os.ReadFile(console)
 	serb, _ := os.ReadFile(serial)
+	logb, _ := os.ReadFile(logfile)
 	con := strings.ReplaceAll(string(conb), "\r", "")
 	out := strings.ReplaceAll(string(serb), "\r", "")
+	slog := strings.ReplaceAll(string(logb), "\r", "")
 	t.Cleanup(func() {
 		if t.Failed() {
 			// Whole, for a look: the test's temporary directory goes.
@@ -208,12 +210,14 @@ func TestCgroupV2VM(t *testing.T) {
 			os.MkdirAll(keep, 0o755)
 			copyFile(console, filepath.Join(keep, "console.log"), 0o644)
 			copyFile(serial, filepath.Join(keep, "serial.log"), 0o644)
+			copyFile(logfile, filepath.Join(keep, "steward.log"), 0o644)
 			t.Logf("console and serial output kept in %s", keep)
 			t.Logf("console:\n%s", tail([]byte(con), 4000))
-			t.Logf("steward's output:\n%s", tail([]byte(out), 8000))
+			t.Logf("the programs' output:\n%s", tail([]byte(out), 8000))
+			t.Logf("steward's log:\n%s", tail([]byte(slog), 8000))
 		}
 	})
-	v := parseVM(out)
+	v := parseVM(out, slog)
 
 	t.Run("power off", func(t *testing.T) {
 		if strings.Contains(con, "Kernel panic") {
@@ -222,13 +226,29 @@ func TestCgroupV2VM(t *testing.T) {
 		if !strings.Contains(con, "reboot: Power down") {
 			t.Fatal("the kernel did not power down")
 		}
-		if !strings.Contains(out, "steward: exit code 0; powering off") {
+		if !strings.Contains(slog, "steward: exit code 0; powering off") {
 			t.Fatal("steward did not say it powers off")
 		}
 	})
 	t.Run("PID 1 stops in order and reaps", func(t *testing.T) {
-		order(t, out, "[first] first: up", "[second] second: up", "[orphans] orphans: left 5", "checks: done",
-			"[second] second: stopping", "[first] first: stopping")
+		// Steward's log (the programs' own lines cross one pipe each, so
+		// their order across programs is not kept): started in dependency
+		// order, stopped in reverse, each once the one after it is down.
+		var seq []string
+		for _, e := range v.events {
+			if m, _ := e["msg"].(string); strings.HasPrefix(m, "program ") {
+				seq = append(seq, fmt.Sprintf("%s %v", m, e["program"]))
+			}
+		}
+		order(t, strings.Join(seq, "\n")+"\n", "program started first\n", "program started second\n",
+			"program started orphans\n", "program started checks\n", "program exited checks\n",
+			"program stopping orphans\n", "program stopped orphans\n", "program stopping second\n",
+			"program stopped second\n", "program stopping first\n", "program stopped first\n")
+		for _, line := range []string{"[orphans] orphans: left 5", "checks: done", "[second] second: stopping", "[first] first: stopping"} {
+			if !strings.Contains(out, line) {
+				t.Errorf("%q missing", line)
+			}
+		}
 		var stopped map[string]any
 		for _, e := range v.events {
 			if e["msg"] == "all programs stopped" {
@@ -326,7 +346,7 @@ func TestCgroupV2VM(t *testing.T) {
 	})
 }
 
-// vmOutput is what the VM's steward wrote to the serial port.
+// vmOutput is what the VM's steward wrote to the serial ports.
 type vmOutput struct {
 	events    []map[string]any   // steward's JSON log
 	result    map[string]string  // RESULT lines of checks.sh
@@ -337,20 +357,19 @@ type vmOutput struct {
 	renderLog string
 }
 
-func parseVM(out string) vmOutput {
+func parseVM(out, log string) vmOutput {
 	v := vmOutput{result: map[string]string{}, box: map[string]float64{}, boxMax: map[string]float64{}}
 	var boxLog, renderLog strings.Builder
+	for _, line := range strings.Split(log, "\n") {
+		var e map[string]any
+		if json.Unmarshal([]byte(line), &e) == nil {
+			v.events = append(v.events, e)
+		}
+	}
 	sc := bufio.NewScanner(strings.NewReader(out))
 	sc.Buffer(nil, 1<<20)
 	for sc.Scan() {
 		line := sc.Text()
-		if strings.HasPrefix(line, "{") {
-			var e map[string]any
-			if json.Unmarshal([]byte(line), &e) == nil {
-				v.events = append(v.events, e)
-			}
-			continue
-		}
 		rest, ok := strings.CutPrefix(line, "[checks] ")
 		if !ok {
 			continue

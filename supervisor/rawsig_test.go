@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"os"
-	"os/exec"
 	"os/signal"
 	"runtime"
 	"runtime/pprof"
@@ -102,9 +101,8 @@ func TestRawSignals(t *testing.T) {
 
 	for _, sig := range []syscall.Signal{syscall.SIGPIPE, syscall.SIGPROF, 34, syscall.SIGURG} {
 		// From another process: what steward sends itself is filtered.
-		kill := exec.Command("sh", "-c", fmt.Sprintf("kill -%d %d", sig, os.Getpid()))
-		if out, err := kill.CombinedOutput(); err != nil {
-			t.Fatalf("%v: %s", err, out)
+		if out, st := runChild(t, os.Environ(), "sh", "-c", fmt.Sprintf("kill -%d %d", sig, os.Getpid())); st.Code() != 0 {
+			t.Fatalf("kill: exit %d: %s", st.Code(), out)
 		}
 		select {
 		case got := <-c:

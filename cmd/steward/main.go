@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/stewardhq/steward/checks"
 	"github.com/stewardhq/steward/collectors/checkmetrics"
@@ -253,7 +254,8 @@ func newLogger(cfg *configs.Config, w io.Writer) *slog.Logger {
 // endpoint.
 type component interface {
 	// Close is called once every program has stopped, for every component
-	// at once: flush what is buffered, deregister, all within ctx.
+	// at once (after the program watcher finished): flush what is
+	// buffered, deregister, all within ctx.
 	Close(ctx context.Context) error
 }
 
@@ -346,6 +348,15 @@ func supervise(args []string, stderr io.Writer) int {
 	closeAll := func() {
 		flushCtx, done := context.WithTimeout(context.Background(), cfg.Steward.FlushTimeout.D())
 		defer done()
+		// The producers finish first: the reports of the stop's last
+		// events (a fatal give-up) are published before Sensu flushes.
+		for _, c := range started {
+			if f, ok := c.(interface{ finish(context.Context) error }); ok {
+				if err := f.finish(flushCtx); err != nil {
+					log.Warn("closing", "err", err)
+				}
+			}
+		}
 		var wg sync.WaitGroup
 		for _, c := range started {
 			wg.Go(func() {
@@ -395,12 +406,12 @@ func supervise(args []string, stderr io.Writer) int {
 				started = append(started, c)
 			}
 		}
-		// What only the start ran need not stay mapped.
-		if n, err := pages.Release(); err != nil {
-			log.Debug("start pages kept", "err", err)
-		} else {
-			log.Debug("start pages released", "bytes", n)
-		}
+		// What only the start ran need not stay mapped: released now, for
+		// a short-lived steward, and again once the goroutines the start
+		// launched (accept loops, pipe readers, first reports) have run
+		// their first steps, which on a loaded machine may come later.
+		releasePages(log)
+		time.AfterFunc(pagesSettle, func() { releasePages(log) })
 	}()
 	code := sup.Run(ctx)
 	<-lateDone
@@ -409,4 +420,15 @@ func supervise(args []string, stderr io.Writer) int {
 		return exitFailed
 	}
 	return code
+}
+
+// pagesSettle is when the start's pages are released a second time.
+const pagesSettle = 2 * time.Second
+
+func releasePages(log *slog.Logger) {
+	if n, err := pages.Release(); err != nil {
+		log.Debug("start pages kept", "err", err)
+	} else {
+		log.Debug("start pages released", "bytes", n)
+	}
 }
