@@ -2,7 +2,6 @@ package supervisor
 
 import (
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"syscall"
@@ -23,10 +22,10 @@ func TestPdeathParentAlreadyGone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sh := exec.Command("sh", "-c", `"$0" -test.run='^TestPdeathHelper$' & while [ ! -e "$T/started" ]; do sleep 0.01; done`, self)
-	sh.Env = append(os.Environ(), "PDEATH_HELPER=1", "T="+dir)
-	if out, err := sh.CombinedOutput(); err != nil {
-		t.Fatalf("%v: %s", err, out)
+	out, st := runChild(t, append(os.Environ(), "PDEATH_HELPER=1", "T="+dir),
+		"sh", "-c", `"$0" -test.run='^TestPdeathHelper$' & while [ ! -e "$T/started" ]; do sleep 0.01; done`, self)
+	if st.Code() != 0 {
+		t.Fatalf("exit %d: %s", st.Code(), out)
 	}
 	testutil.Eventually(t, "the helper's result", func() bool {
 		_, err := os.Stat(filepath.Join(dir, "result"))

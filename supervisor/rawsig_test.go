@@ -2,10 +2,8 @@ package supervisor
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"os/signal"
 	"runtime"
 	"runtime/pprof"
@@ -103,12 +101,8 @@ func TestRawSignals(t *testing.T) {
 
 	for _, sig := range []syscall.Signal{syscall.SIGPIPE, syscall.SIGPROF, 34, syscall.SIGURG} {
 		// From another process: what steward sends itself is filtered.
-		kill := exec.Command("sh", "-c", fmt.Sprintf("kill -%d %d", sig, os.Getpid()))
-		// The reaper of a Supervisor an earlier test ran in this process
-		// may reap the shell first (ECHILD): the signal was sent all the
-		// same, which the select below checks.
-		if out, err := kill.CombinedOutput(); err != nil && !errors.Is(err, syscall.ECHILD) {
-			t.Fatalf("%v: %s", err, out)
+		if out, st := runChild(t, os.Environ(), "sh", "-c", fmt.Sprintf("kill -%d %d", sig, os.Getpid())); st.Code() != 0 {
+			t.Fatalf("kill: exit %d: %s", st.Code(), out)
 		}
 		select {
 		case got := <-c:

@@ -104,6 +104,7 @@ func (w *Watcher) Run(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
+			w.drain()
 			return
 		case ev, ok := <-w.sub.C:
 			if !ok {
@@ -130,7 +131,10 @@ func (w *Watcher) update(ctx context.Context, ev *supervisor.Event, resend bool,
 	statuses := w.sup.Status(sctx)
 	cancel()
 	if statuses == nil {
-		return // no answer: the supervisor has ended, or is stuck
+		// No answer: the supervisor has ended, or is stuck. The crash
+		// still goes out: a fatal give-up ends the supervisor at once.
+		w.publishCrash(crash)
+		return
 	}
 	present := make(map[string]bool, len(statuses))
 	for _, st := range statuses {
@@ -156,6 +160,31 @@ func (w *Watcher) update(ctx context.Context, ev *supervisor.Event, resend bool,
 		if !present[name] {
 			w.forget(name)
 		}
+	}
+}
+
+// drain reports the crashes of the events already emitted when Run is told
+// to end: the last moments of a stop (a program's fatal give-up that ended
+// it) still reach Sensu, which steward flushes after the checks.
+func (w *Watcher) drain() {
+	for {
+		select {
+		case ev, ok := <-w.sub.C:
+			if !ok {
+				return
+			}
+			w.publishCrash(w.note(&ev))
+		default:
+			return
+		}
+	}
+}
+
+// publishCrash sends a crash report without a status snapshot, once the
+// supervisor no longer answers.
+func (w *Watcher) publishCrash(crash *checks.Report) {
+	if crash != nil {
+		w.results.Publish(*crash)
 	}
 }
 

@@ -49,11 +49,19 @@ type fakeSupervisor struct {
 	events *stream.Stream[supervisor.Event]
 	mu     sync.Mutex
 	status []supervisor.ProgramStatus
+	ended  bool          // Status no longer answers
+	asked  chan struct{} // if set, told of every Status call
 }
 
 func (f *fakeSupervisor) Status(context.Context) []supervisor.ProgramStatus {
+	if f.asked != nil {
+		f.asked <- struct{}{}
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.ended {
+		return nil
+	}
 	return append([]supervisor.ProgramStatus{}, f.status...)
 }
 
@@ -105,5 +113,43 @@ func TestWatcherForgetsRemovedProgram(t *testing.T) {
 	})
 	if !strings.Contains(last.Output, "removed from the configuration") {
 		t.Fatalf("last report of side: %+v", last)
+	}
+}
+
+// TestWatcherReportsFatalAfterSupervisorEnded: a critical program's fatal
+// give-up ends the supervisor at once, so its status no longer answers when
+// the watcher takes the event, and the watcher may be told to end with the
+// event still queued; the "is fatal" report is sent all the same (it was
+// lost, and TestSensuDeregistersOnFatal failed, under load).
+func TestWatcherReportsFatalAfterSupervisorEnded(t *testing.T) {
+	log := slog.New(slog.DiscardHandler)
+	for _, cancelled := range []bool{false, true} {
+		for range 20 { // a canceled Run picks the event or the end at random
+			sup := &fakeSupervisor{events: stream.New[supervisor.Event]("events", log), ended: true, asked: make(chan struct{}, 2)}
+			results := stream.New[checks.Report]("results", log)
+			sub := results.Subscribe("test", 100)
+			w := New(sup, checks.NewHealth(0, nil), results, Options{Interval: time.Hour})
+			sup.events.Publish(supervisor.Event{Program: "worker", Kind: supervisor.EventFatal, ExitCode: 3})
+			ctx, cancel := context.WithCancel(context.Background())
+			if cancelled {
+				cancel()
+			}
+			done := make(chan struct{})
+			go func() { defer close(done); w.Run(ctx) }()
+			if !cancelled {
+				<-sup.asked // Run's first status
+				<-sup.asked // the event's
+			}
+			cancel()
+			<-done
+			var got checks.Report
+			select {
+			case got = <-sub.C:
+			default:
+			}
+			if got.Name != "program-worker" || got.Status != checks.Critical || !strings.Contains(got.Output, "worker is fatal") {
+				t.Fatalf("canceled %v: report %+v", cancelled, got)
+			}
+		}
 	}
 }

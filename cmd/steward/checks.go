@@ -14,9 +14,10 @@ import (
 // checksComponent runs the local checks and keeps the implicit checks of
 // the programs; both feed the health state and the results stream.
 type checksComponent struct {
-	sched  *checks.Scheduler
-	cancel context.CancelFunc
-	done   chan struct{}
+	sched       *checks.Scheduler
+	cancel      context.CancelFunc
+	stopWatcher context.CancelFunc
+	done        chan struct{} // the program watcher's
 }
 
 func startChecks(ctx context.Context, w *wiring) (component, error) {
@@ -35,9 +36,11 @@ func startChecks(ctx context.Context, w *wiring) (component, error) {
 	c.sched.Start(ctx)
 	pw := programs.New(w.sup, w.health, w.results, programs.Options{Interval: w.cfg.Health.ProgramInterval.D(),
 		Handlers: w.cfg.Sensu.Handlers, CgroupRoot: cgroupRoot})
+	wctx, stopWatcher := context.WithCancel(ctx)
+	c.stopWatcher = stopWatcher
 	go func() {
 		defer close(c.done)
-		pw.Run(ctx)
+		pw.Run(wctx)
 	}()
 
 	w.mux.HandleFunc("GET /healthz", func(rw http.ResponseWriter, r *http.Request) {
@@ -68,6 +71,19 @@ func writeReport(rw http.ResponseWriter, rep checks.HealthReport, ok bool) {
 	enc := json.NewEncoder(rw)
 	enc.SetIndent("", "  ")
 	_ = enc.Encode(rep)
+}
+
+// finish ends the program watcher once it has published the reports of the
+// events already emitted (a fatal give-up that ended the supervisor):
+// closeAll calls it before the shippers flush.
+func (c *checksComponent) finish(ctx context.Context) error {
+	c.stopWatcher()
+	select {
+	case <-c.done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("checks: stopping the program watcher: %w", ctx.Err())
+	}
 }
 
 func (c *checksComponent) Close(ctx context.Context) error {

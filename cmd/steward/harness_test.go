@@ -15,6 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pelletier/go-toml/v2"
+
+	"github.com/stewardhq/steward/configs"
 	"github.com/stewardhq/steward/internal/proc"
 	"github.com/stewardhq/steward/internal/testutil"
 )
@@ -91,17 +94,8 @@ func helper(mode string, args []string) int {
 	return 1
 }
 
-// freeAddr reserves a loopback address from the kernel (port 0) for a
-// program steward starts later.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
+// freeAddr reserves a loopback port for a server a test starts later.
+func freeAddr(t *testing.T) string { return testutil.FreeAddr(t) }
 
 type runOpts struct {
 	config  string   // TOML, written to a file given with --config
@@ -126,9 +120,12 @@ type runOpts struct {
 }
 
 type instance struct {
-	t      *testing.T
-	cmd    *exec.Cmd
-	dir    string
+	t   *testing.T
+	cmd *exec.Cmd
+	dir string
+	// socket is the control socket the harness gave steward, "" when the
+	// test chose its own.
+	socket string
 	stdout *testutil.LockedBuffer
 	stderr *testutil.LockedBuffer
 	done   chan struct{}
@@ -161,6 +158,9 @@ func start(t *testing.T, o runOpts) *instance {
 	}
 	in.cmd.Env = append(os.Environ(), "STEWARD_LOG_FORMAT=json", "STEWARD_LOG_LEVEL=debug", "T="+in.dir)
 	in.cmd.Env = append(in.cmd.Env, o.env...)
+	var own []string
+	own, in.socket = ownSurfaces(o.config, o.env, in.dir)
+	in.cmd.Env = append(in.cmd.Env, own...)
 	in.cmd.Dir = in.dir
 	in.cmd.SysProcAttr = &syscall.SysProcAttr{}
 	if !o.hostPIDNS {
@@ -199,12 +199,73 @@ func start(t *testing.T, o runOpts) *instance {
 			in.cmd.Process.Kill()
 			<-in.done
 		}
+		in.checkSurfaces()
 		if t.Failed() {
 			t.Logf("steward stderr:\n%s", in.stderr.String())
 			t.Logf("steward stdout:\n%s", in.stdout.String())
 		}
 	})
 	return in
+}
+
+// ownSurfaces keeps a test's steward off the host's defaults (the control
+// socket /run/steward/control.sock, the HTTP port 9779), which a steward of
+// the host or a parallel test run may hold: unless the test sets them (in
+// its config or env), steward gets a socket in the test's directory and an
+// HTTP port the kernel picks. It returns the env to add and the socket.
+func ownSurfaces(config string, env []string, dir string) ([]string, string) {
+	var httpSet, socketSet bool
+	for _, kv := range env {
+		httpSet = httpSet || strings.HasPrefix(kv, "STEWARD_HTTP_ADDR=")
+		socketSet = socketSet || strings.HasPrefix(kv, "STEWARD_CONTROL_SOCKET=")
+	}
+	// A config the test meant to be broken names neither (as far as steward
+	// gets): the env's valid values add no problem to its report.
+	var tree map[string]any
+	if toml.Unmarshal([]byte(config), &tree) == nil {
+		if h, ok := tree["http"].(map[string]any); ok {
+			_, set := h["addr"]
+			httpSet = httpSet || set
+		}
+		if c, ok := tree["control"].(map[string]any); ok {
+			_, set := c["socket"]
+			socketSet = socketSet || set
+		}
+	}
+	var own []string
+	if !httpSet {
+		own = append(own, "STEWARD_HTTP_ADDR=127.0.0.1:0")
+	}
+	socket := ""
+	if !socketSet {
+		socket = filepath.Join(dir, "control.sock")
+		own = append(own, "STEWARD_CONTROL_SOCKET="+socket)
+	}
+	return own, socket
+}
+
+// checkSurfaces fails the test if its steward listened on a host default,
+// whoever chose it: no test may take what a real steward of the host uses.
+func (in *instance) checkSurfaces() {
+	_, defaultPort, _ := net.SplitHostPort(configs.DefaultHTTPAddr)
+	for _, e := range in.logLines() {
+		switch e.str("msg") {
+		case "control socket listening":
+			if p := e.str("path"); filepath.Dir(p) == filepath.Dir(configs.DefaultControlSocket) {
+				in.t.Errorf("steward listened on the host's control socket %s", p)
+			}
+		case "http endpoint listening":
+			if _, port, _ := net.SplitHostPort(e.str("addr")); port == defaultPort {
+				in.t.Errorf("steward listened on the host's HTTP port %s", e.str("addr"))
+			}
+		}
+	}
+}
+
+// isolatedEnv is the env for a steward a test runs without start (a short
+// run to its exit): its own control socket in dir, no HTTP endpoint.
+func isolatedEnv(dir string) []string {
+	return append(os.Environ(), "STEWARD_HTTP_ADDR=off", "STEWARD_CONTROL_SOCKET="+filepath.Join(dir, "control.sock"))
 }
 
 func (in *instance) pid() int { return in.cmd.Process.Pid }

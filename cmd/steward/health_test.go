@@ -42,6 +42,9 @@ func runHealth(t *testing.T, in *instance, args ...string) (int, string) {
 	t.Helper()
 	cmd := exec.Command(stewardBin, append([]string{"health"}, args...)...)
 	cmd.Env = append(os.Environ(), "STEWARD_CONFIG="+filepath.Join(in.dir, "steward.toml"))
+	if in.socket != "" {
+		cmd.Env = append(cmd.Env, "STEWARD_CONTROL_SOCKET="+in.socket)
+	}
 	out, err := cmd.CombinedOutput()
 	return exitCode(err), string(out)
 }

@@ -254,7 +254,8 @@ func newLogger(cfg *configs.Config, w io.Writer) *slog.Logger {
 // endpoint.
 type component interface {
 	// Close is called once every program has stopped, for every component
-	// at once: flush what is buffered, deregister, all within ctx.
+	// at once (after the program watcher finished): flush what is
+	// buffered, deregister, all within ctx.
 	Close(ctx context.Context) error
 }
 
@@ -347,6 +348,15 @@ func supervise(args []string, stderr io.Writer) int {
 	closeAll := func() {
 		flushCtx, done := context.WithTimeout(context.Background(), cfg.Steward.FlushTimeout.D())
 		defer done()
+		// The producers finish first: the reports of the stop's last
+		// events (a fatal give-up) are published before Sensu flushes.
+		for _, c := range started {
+			if f, ok := c.(interface{ finish(context.Context) error }); ok {
+				if err := f.finish(flushCtx); err != nil {
+					log.Warn("closing", "err", err)
+				}
+			}
+		}
 		var wg sync.WaitGroup
 		for _, c := range started {
 			wg.Go(func() {

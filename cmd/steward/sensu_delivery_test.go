@@ -31,6 +31,12 @@ func endsWith(h []int, tail ...int) bool {
 	return len(c) >= len(tail) && slices.Equal(c[len(c)-len(tail):], tail)
 }
 
+// crashAndRecovery reports whether the transitions of h end with a crash
+// (2) and the recovery (0), through restarting (1) when the program checks
+// saw it: a restart 10 ms after the crash is often over before they look
+// at a loaded machine, and then the history goes from 2 to 0 directly.
+func crashAndRecovery(h []int) bool { return endsWith(h, 2, 1, 0) || endsWith(h, 2, 0) }
+
 // TestSensuCrashRestartHistory: containers whose worker crashes once and is
 // restarted at once (CRITICAL then OK milliseconds apart), through steward
 // as PID 1 against a backend that stores events asynchronously: every
@@ -66,16 +72,16 @@ backoff_max = "10ms"
 		wg.Go(func() {
 			defer func() { in.signal(syscall.SIGTERM); in.wait() }()
 			// The worker's states: running (0), exited (2), restarting
-			// (1), running again (0).
+			// (1) if seen, running again (0).
 			deadline := time.Now().Add(testutil.HangGuard)
-			for !(p.Settled() && endsWith(p.History("default", name, "program-worker"), 2, 1, 0)) {
+			for !(p.Settled() && crashAndRecovery(p.History("default", name, "program-worker"))) {
 				if time.Now().After(deadline) {
 					t.Errorf("%s: history %v, want the crash and the recovery", name, p.History("default", name, "program-worker"))
 					return
 				}
 				time.Sleep(10 * time.Millisecond)
 			}
-			if inc := incidentStatuses(p, name, "program-worker"); !endsWith(inc, 2, 1, 0) {
+			if inc := incidentStatuses(p, name, "program-worker"); !crashAndRecovery(inc) {
 				t.Errorf("%s: the incident handler got %v, want the incident then its resolution", name, inc)
 			}
 		})

@@ -18,7 +18,9 @@ func TestSubcommandTypo(t *testing.T) {
 	}
 	// "true" is on PATH: it is the main program, however close to a
 	// subcommand it may be.
-	if out, err := exec.Command(stewardBin, "--", "true").CombinedOutput(); exitCode(err) != 0 {
+	run := exec.Command(stewardBin, "--", "true")
+	run.Env = isolatedEnv(t.TempDir())
+	if out, err := run.CombinedOutput(); exitCode(err) != 0 {
 		t.Fatalf("steward -- true: %v %s", err, out)
 	}
 	if didYouMean("true") != "" || didYouMean("./stauts") != "" || didYouMean("nginx") != "" {

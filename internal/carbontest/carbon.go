@@ -338,12 +338,5 @@ func (c *Carbon) WantRendered(what, target string, ok func(v float64) bool) {
 	c.t.Logf("graphite-web: %s = %v", target, got)
 }
 
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
+// freeAddr reserves a loopback port for carbon or graphite-web.
+func freeAddr(t testing.TB) string { return testutil.FreeAddr(t) }

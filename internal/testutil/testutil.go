@@ -1,7 +1,7 @@
 // Package testutil holds what the tests of several packages need alike: a
 // buffer a test reads while another goroutine writes it, a condition wait
-// that only guards against a hang, and a config loaded the way steward
-// loads it. Only tests (and bench tools) import it.
+// that only guards against a hang, a free loopback port, and a config
+// loaded the way steward loads it. Only tests (and bench tools) import it.
 package testutil
 
 import (

@@ -27,7 +27,7 @@ func FuzzSpoolSegment(f *testing.F) {
 	}
 	sp.close()
 	f.Add(seed)
-	f.Add(seed[:len(seed)-7])       // torn by a crash
+	f.Add(seed[:len(seed)-7])        // torn by a crash
 	f.Add([]byte(segMagic + "\x00")) // a header cut short
 	f.Fuzz(func(t *testing.T, data []byte) {
 		dir := t.TempDir()
