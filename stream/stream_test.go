@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -157,5 +158,30 @@ func TestDropOldestKeepsTheNewestQuietly(t *testing.T) {
 	sub.drops.Flush() // the report a timer would make
 	if strings.Contains(log.String(), "too slow") {
 		t.Fatalf("a drop by design was logged as a warning: %s", log.String())
+	}
+}
+
+// A batch is weighed once: Done frees the weight it was offered with
+// (weighing every value again was a measurable share of the log path).
+func TestBatchWeighedOnce(t *testing.T) {
+	s := testStream()
+	var calls atomic.Int64
+	// The second batch does not fit until the first is done: its
+	// publisher waits and tries again.
+	sub := s.SubscribeBatches("w", BatchOptions[int]{MaxBatches: 8, MaxWeight: 3, Wait: 5 * time.Minute,
+		Weight: func(v int) int { calls.Add(1); return v }})
+	s.PublishBatch([]int{1, 2, 3})
+	go s.PublishBatch([]int{4, 5})
+	for sub.waiters.Load() == 0 {
+		runtime.Gosched()
+	}
+	for range 2 {
+		sub.Done(<-sub.C)
+	}
+	if n := calls.Load(); n != 5 {
+		t.Errorf("Weight called %d times for 5 values", n)
+	}
+	if q := sub.queued.Load(); q != 0 {
+		t.Errorf("%d weight still queued after every batch was done", q)
 	}
 }

@@ -30,6 +30,7 @@ type piece struct {
 	start, end int
 	partial    bool // more of this line follows
 	cont       bool // continues a partial piece
+	nl         bool // buf[end] is the line's newline
 }
 
 // splitLines reads r to the end and hands flush the lines of each read,
@@ -50,7 +51,7 @@ func splitLines(r io.Reader, max int, flush func(buf []byte, pieces []piece)) er
 		for start < end {
 			i := bytes.IndexByte(buf[start:end], '\n')
 			if i >= 0 {
-				pieces = append(pieces, piece{start: start, end: start + i, cont: cont})
+				pieces = append(pieces, piece{start: start, end: start + i, cont: cont, nl: true})
 				cont = false
 				start += i + 1
 				continue
@@ -123,21 +124,17 @@ func (c *capture) run(r io.Reader, max int) error {
 // lines costs one allocation, not one per line.
 func (c *capture) flush(buf []byte, pieces []piece) {
 	now := time.Now()
-	b := c.scratch[:0]
-	for _, p := range pieces {
-		if !p.cont {
-			if c.out.timestamps {
-				b = now.UTC().AppendFormat(b, "2006-01-02T15:04:05.000000Z07:00 ")
-			}
-			b = append(b, c.prefix...)
+	if last := pieces[len(pieces)-1]; len(c.prefix) == 0 && !c.out.timestamps && (last.partial || last.nl) {
+		// Nothing to add to the lines: what the program wrote is written
+		// as it is, from the read buffer, without a copy.
+		end := last.end
+		if last.nl {
+			end++
 		}
-		b = append(b, buf[p.start:p.end]...)
-		if !p.partial {
-			b = append(b, '\n')
-		}
+		c.out.write(c.dst, buf[pieces[0].start:end])
+	} else {
+		c.writeOut(now, buf, pieces)
 	}
-	c.out.write(c.dst, b)
-	c.scratch = b[:0]
 	if !c.records.Active() {
 		return
 	}
@@ -156,4 +153,24 @@ func (c *capture) flush(buf []byte, pieces []piece) {
 		}
 	}
 	c.records.PublishBatch(batch)
+}
+
+// writeOut writes the pieces to steward's output with what each line
+// gets in front (timestamp, program name).
+func (c *capture) writeOut(now time.Time, buf []byte, pieces []piece) {
+	b := c.scratch[:0]
+	for _, p := range pieces {
+		if !p.cont {
+			if c.out.timestamps {
+				b = now.UTC().AppendFormat(b, "2006-01-02T15:04:05.000000Z07:00 ")
+			}
+			b = append(b, c.prefix...)
+		}
+		b = append(b, buf[p.start:p.end]...)
+		if !p.partial {
+			b = append(b, '\n')
+		}
+	}
+	c.out.write(c.dst, b)
+	c.scratch = b[:0]
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 	"testing/iotest"
+	"time"
 
 	"github.com/stewardhq/steward/stream"
 )
@@ -106,5 +107,36 @@ func TestCaptureTimesStrictlyIncrease(t *testing.T) {
 	}
 	if n != 20000 {
 		t.Fatalf("%d lines", n)
+	}
+}
+
+// TestCaptureOutputWithoutPrefixIsTheInput: without a prefix or
+// timestamps the output is written from the read buffer as it is; it must
+// be what the copying path writes: cut lines, reads of many lines, a last
+// line without newline (which gets one), empty lines.
+func TestCaptureOutputWithoutPrefixIsTheInput(t *testing.T) {
+	inputs := []string{
+		"one\ntwo\n\nthree",
+		strings.Repeat("a line of text\n", 300) + strings.Repeat("x", 100) + "\n" + "tail",
+		strings.Repeat("y", 250) + "\nshort\n" + strings.Repeat("z", 64),
+		"\n\n\n",
+	}
+	for _, in := range inputs {
+		for _, max := range []int{64, 1024} {
+			var fast, slow strings.Builder
+			c := &capture{program: "p", dst: &fast, out: &output{}, records: stream.New[LogRecord]("logs", nil)}
+			if err := splitLines(iotest.HalfReader(strings.NewReader(in)), max, c.flush); err != nil {
+				t.Fatal(err)
+			}
+			ref := &capture{program: "p", dst: &slow, out: &output{}}
+			if err := splitLines(iotest.HalfReader(strings.NewReader(in)), max, func(buf []byte, pieces []piece) {
+				ref.writeOut(time.Now(), buf, pieces)
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if fast.String() != slow.String() {
+				t.Errorf("max %d, input %q:\nwritten %q\nwant    %q", max, in, fast.String(), slow.String())
+			}
+		}
 	}
 }

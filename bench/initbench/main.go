@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -42,6 +43,13 @@ func main() {
 	hold := flag.Duration("hold", 0, "also read every init's RSS after it has run this long (all at once, side by side); 0: not")
 	flag.DurationVar(&budget, "budget", 30*time.Second, "time per measurement and init, after at least 3 runs (supervisord takes about a second to start)")
 	flag.Parse()
+	// A shell starts background commands with INT and QUIT ignored, and an
+	// ignored signal is inherited through exec: steward would then start
+	// its programs through its chain loader to pass that on (issue 9), a
+	// second Go start. Caught here, they are at their defaults in the inits.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGHUP, syscall.SIGTERM)
+	go func() { <-sigs; os.Exit(130) }()
 	var inits []initProg
 	for _, arg := range flag.Args() {
 		name, cmd, ok := strings.Cut(arg, "=")

@@ -322,16 +322,61 @@ type logRing struct {
 	followers map[string][]chan supervisor.LogRecord
 }
 
-// programLines is one program's window of lines: recs[start:], oldest
-// first. Dropping the oldest only moves start; the slice is compacted once
-// half of it is dropped, so each line costs O(1) however long the window.
+// programLines is one program's window of lines: a circular buffer of at
+// most max records, recs[head] the oldest of n. It grows by append until
+// it holds max; from then on a new line takes the oldest one's slot, so a
+// line costs one copy of its record (the earlier slice, compacted once
+// half of it was dropped, copied and cleared each record twice more: half
+// of the ring's CPU in a burst).
 type programLines struct {
 	recs  []supervisor.LogRecord
-	start int
+	head  int
+	n     int
 	bytes int
 }
 
-func (pl *programLines) kept() []supervisor.LogRecord { return pl.recs[pl.start:] }
+// push keeps rec, dropping the oldest lines beyond max and beyond the
+// byte bound (the newest line is always kept).
+func (pl *programLines) push(rec *supervisor.LogRecord, max int) {
+	switch {
+	case pl.n < len(pl.recs):
+		pl.recs[(pl.head+pl.n)%len(pl.recs)] = *rec
+		pl.n++
+	case len(pl.recs) < max:
+		if pl.head != 0 {
+			// The byte bound dropped lines before the window grew to
+			// max: unwrap it first (rare).
+			pl.recs = slices.Concat(pl.recs[pl.head:], pl.recs[:pl.head])
+			pl.head = 0
+		}
+		pl.recs = append(pl.recs, *rec)
+		pl.n++
+	default: // full: the new line takes the oldest one's slot
+		pl.bytes -= len(pl.recs[pl.head].Text)
+		pl.recs[pl.head] = *rec
+		pl.head = (pl.head + 1) % len(pl.recs)
+	}
+	pl.bytes += len(rec.Text)
+	for pl.bytes > ringBytesPerProgram && pl.n > 1 {
+		pl.bytes -= len(pl.recs[pl.head].Text)
+		pl.recs[pl.head] = supervisor.LogRecord{} // its text may go
+		pl.head = (pl.head + 1) % len(pl.recs)
+		pl.n--
+	}
+}
+
+// last returns a copy of the newest k lines kept (all when k < 0), oldest
+// first.
+func (pl *programLines) last(k int) []supervisor.LogRecord {
+	if k < 0 || k > pl.n {
+		k = pl.n
+	}
+	out := make([]supervisor.LogRecord, 0, k)
+	for i := pl.n - k; i < pl.n; i++ {
+		out = append(out, pl.recs[(pl.head+i)%len(pl.recs)])
+	}
+	return out
+}
 
 func newLogRing(max int) *logRing {
 	return &logRing{max: max, programs: map[string]*programLines{}, followers: map[string][]chan supervisor.LogRecord{}}
@@ -351,35 +396,29 @@ func (r *logRing) add(batch []supervisor.LogRecord) {
 	if r.max > 0 && len(batch) > r.max {
 		from = len(batch) - r.max // the earlier ones would be dropped at once
 	}
-	for i, rec := range batch {
-		r.addLocked(rec, r.max > 0 && i >= from)
-	}
-}
-
-func (r *logRing) addLocked(rec supervisor.LogRecord, keep bool) {
-	if keep {
-		pl := r.programs[rec.Program]
-		if pl == nil {
-			pl = &programLines{}
-			r.programs[rec.Program] = pl
+	var pl *programLines
+	var followers []chan supervisor.LogRecord
+	for i := range batch {
+		rec := &batch[i]
+		// A batch is one pipe's read: one program, looked up once.
+		if i == 0 || rec.Program != batch[i-1].Program {
+			followers = r.followers[rec.Program]
+			pl = nil
 		}
-		pl.recs = append(pl.recs, rec)
-		pl.bytes += len(rec.Text)
-		for n := len(pl.recs) - pl.start; n > r.max || pl.bytes > ringBytesPerProgram && n > 1; n-- {
-			pl.bytes -= len(pl.recs[pl.start].Text)
-			pl.recs[pl.start] = supervisor.LogRecord{}
-			pl.start++
+		if r.max > 0 && i >= from {
+			if pl == nil {
+				if pl = r.programs[rec.Program]; pl == nil {
+					pl = &programLines{}
+					r.programs[rec.Program] = pl
+				}
+			}
+			pl.push(rec, r.max)
 		}
-		if pl.start > len(pl.recs)/2 {
-			n := copy(pl.recs, pl.recs[pl.start:])
-			clear(pl.recs[n:])
-			pl.recs, pl.start = pl.recs[:n], 0
-		}
-	}
-	for _, ch := range r.followers[rec.Program] {
-		select {
-		case ch <- rec:
-		default:
+		for _, ch := range followers {
+			select {
+			case ch <- *rec:
+			default:
+			}
 		}
 	}
 }
@@ -392,11 +431,7 @@ func (r *logRing) snapshot(program string, n int, follow bool) ([]supervisor.Log
 	defer r.mu.Unlock()
 	var recs []supervisor.LogRecord
 	if pl := r.programs[program]; pl != nil {
-		recs = pl.kept()
-		if n >= 0 && n < len(recs) {
-			recs = recs[len(recs)-n:]
-		}
-		recs = slices.Clone(recs)
+		recs = pl.last(n)
 	}
 	if !follow {
 		return recs, nil

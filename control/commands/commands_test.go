@@ -2,6 +2,7 @@ package commands
 
 import (
 	"context"
+	"math/rand/v2"
 	"strconv"
 	"strings"
 	"sync"
@@ -89,6 +90,62 @@ func TestActWaitsUntilArrived(t *testing.T) {
 		}
 		if len(f.steps) != 0 {
 			t.Fatalf("%s answered with %d snapshots still to come", c.command, len(f.steps))
+		}
+	}
+}
+
+// TestLogRingMatchesAModel: the circular window keeps exactly what a
+// plain list keeping the last max lines, and dropping the oldest while
+// over the byte bound (never the newest), keeps; through wraps, byte-bound
+// drops before the window is full, and two programs.
+func TestLogRingMatchesAModel(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	shared := strings.Repeat("x", 2*ringBytesPerProgram)
+	for _, max := range []int{1, 3, 100} {
+		r := newLogRing(max)
+		model := map[string][]supervisor.LogRecord{}
+		seq := 0
+		for range 3000 {
+			// A batch is one pipe's read: one program.
+			prog := []string{"a", "b"}[rng.IntN(2)]
+			batch := make([]supervisor.LogRecord, 1+rng.IntN(2*max+2))
+			for i := range batch {
+				size := 1 + rng.IntN(100)
+				if rng.IntN(20) == 0 {
+					size = ringBytesPerProgram/3 + rng.IntN(ringBytesPerProgram)
+				}
+				seq++ // PID tells the lines apart
+				batch[i] = supervisor.LogRecord{Program: prog, PID: seq, Text: shared[:size]}
+			}
+			r.add(batch)
+			for _, rec := range batch {
+				m := append(model[rec.Program], rec)
+				bytes := 0
+				for _, x := range m {
+					bytes += len(x.Text)
+				}
+				for len(m) > max || bytes > ringBytesPerProgram && len(m) > 1 {
+					bytes -= len(m[0].Text)
+					m = m[1:]
+				}
+				model[rec.Program] = m
+			}
+			for _, p := range []string{"a", "b"} {
+				k := rng.IntN(max+2) - 1
+				got, _ := r.snapshot(p, k, false)
+				want := model[p]
+				if k >= 0 && k < len(want) {
+					want = want[len(want)-k:]
+				}
+				if len(got) != len(want) {
+					t.Fatalf("max %d, program %s, last %d: %d lines, want %d", max, p, k, len(got), len(want))
+				}
+				for i := range got {
+					if got[i].PID != want[i].PID {
+						t.Fatalf("max %d, program %s: line %d is number %d, want %d", max, p, i, got[i].PID, want[i].PID)
+					}
+				}
+			}
 		}
 	}
 }
