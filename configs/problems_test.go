@@ -2,6 +2,7 @@ package configs
 
 import (
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -43,6 +44,30 @@ command = ["db"]
 		if !strings.HasPrefix(got[i], w) {
 			t.Errorf("problem %d = %q, want it to start with %q", i, got[i], w)
 		}
+	}
+}
+
+// TestFailedGroupElementNoBogusWarning: an element of groups that fails to
+// decode leaves a zero value; validate (DeferUsers) must not warn about an
+// unknown group "" for it, as it did beside the real problem.
+func TestFailedGroupElementNoBogusWarning(t *testing.T) {
+	path := write(t, `[programs.web]
+main = true
+command = ["web"]
+groups = [7]
+`)
+	_, err := Load(Options{Path: path, DeferUsers: true})
+	var cerr *Error
+	if !errors.As(err, &cerr) {
+		t.Fatalf("want a config error, got %v", err)
+	}
+	for _, w := range cerr.Warnings {
+		if strings.Contains(w.Message, `""`) {
+			t.Errorf("bogus warning for the element that failed: %s", w.Message)
+		}
+	}
+	if len(cerr.Problems) != 1 || cerr.Problems[0].Key != "programs.web.groups[0]" {
+		t.Errorf("problems = %v, want the one of programs.web.groups[0]", cerr.Problems)
 	}
 }
 

@@ -233,6 +233,11 @@ func resolveUsers(d *decoder, cfg *Config) {
 
 // unknownName reports a user or group this host does not know.
 func (d *decoder) unknownName(key, what, name string) {
+	if d.undecoded[key] {
+		// An element that failed to decode left a zero value here; its
+		// problem is reported already, a warning about "" would be noise.
+		return
+	}
 	if !d.deferUsers {
 		d.add("", key, "unknown %s %q", what, name)
 		return
