@@ -141,6 +141,9 @@ func (s *Stream[T]) SubscribeBatches(name string, o BatchOptions[T]) *BatchSubsc
 
 func (s *Stream[T]) count() { s.n.Store(int32(len(s.subs) + len(s.batches))) }
 
+// Queued is the weight sent to the subscriber and not yet Done.
+func (b *BatchSubscription[T]) Queued() int64 { return b.queued.Load() }
+
 // Done returns the capacity batch took once the reader is finished with it.
 func (b *BatchSubscription[T]) Done(batch []T) {
 	q := b.queued.Add(-b.weighed(batch))

@@ -73,10 +73,10 @@ func writeReport(rw http.ResponseWriter, rep checks.HealthReport, ok bool) {
 	_ = enc.Encode(rep)
 }
 
-// finish ends the program watcher once it has published the reports of the
+// Finish ends the program watcher once it has published the reports of the
 // events already emitted (a fatal give-up that ended the supervisor):
 // closeAll calls it before the shippers flush.
-func (c *checksComponent) finish(ctx context.Context) error {
+func (c *checksComponent) Finish(ctx context.Context) error {
 	c.stopWatcher()
 	select {
 	case <-c.done:

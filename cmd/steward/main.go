@@ -348,11 +348,13 @@ func supervise(args []string, stderr io.Writer) int {
 	closeAll := func() {
 		flushCtx, done := context.WithTimeout(context.Background(), cfg.Steward.FlushTimeout.D())
 		defer done()
-		// The producers finish first: the reports of the stop's last
-		// events (a fatal give-up) are published before Sensu flushes.
+		// The components between the supervisor and the outputs finish
+		// first: the reports of the stop's last events (a fatal give-up)
+		// are published before Sensu flushes, the programs' last lines
+		// reach `steward logs -f` before its stream ends.
 		for _, c := range started {
-			if f, ok := c.(interface{ finish(context.Context) error }); ok {
-				if err := f.finish(flushCtx); err != nil {
+			if f, ok := c.(interface{ Finish(context.Context) error }); ok {
+				if err := f.Finish(flushCtx); err != nil {
 					log.Warn("closing", "err", err)
 				}
 			}

@@ -120,6 +120,22 @@ func Register(srv *control.Server, sup Supervisor, o Options) *Commands {
 	return c
 }
 
+// Finish waits until the ring holds every line published so far, and its
+// followers have them: steward calls it once the programs have stopped,
+// before the control socket ends the `steward logs -f` streams, so they
+// end after the programs' last lines. It polls: the subscription has no
+// wakeup for "caught up", and this runs once per stop.
+func (c *Commands) Finish(ctx context.Context) error {
+	for c.sub.Queued() > 0 {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("control: the logs ring did not catch up: %w", ctx.Err())
+		case <-time.After(time.Millisecond):
+		}
+	}
+	return nil
+}
+
 // Close stops keeping lines.
 func (c *Commands) Close(context.Context) error {
 	c.sup.Logs().UnsubscribeBatches(c.sub)
@@ -295,7 +311,18 @@ func (c *Commands) logs(ctx context.Context, args LogsArgs, send func(any) error
 	for {
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			// steward stops: the lines already here go out first (the
+			// select would pick the end or a ready line at random).
+			for {
+				select {
+				case rec := <-live:
+					if err := send(rec); err != nil {
+						return err
+					}
+				default:
+					return ctx.Err()
+				}
+			}
 		case rec := <-live:
 			if err := send(rec); err != nil {
 				return err
