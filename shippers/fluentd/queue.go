@@ -183,15 +183,6 @@ func (q *queue) pop() *chunk {
 	return c
 }
 
-// release frees a chunk the sender got from pop and has delivered.
-func (q *queue) release(c *chunk) {
-	q.mu.Lock()
-	q.held -= c.size()
-	q.mu.Unlock()
-	q.freed()
-	c.release()
-}
-
 // empty reports whether nothing waits to be sent.
 func (q *queue) empty() bool {
 	q.mu.Lock()
