@@ -54,10 +54,7 @@ func (m *MetricOutputs) Record(r checks.Report) []checks.MetricPoint {
 		}
 		points = append(points, p)
 	})
-	m.stats.Received(res.Lines)
-	for reason, n := range res.Dropped {
-		m.stats.Drop(reason, n)
-	}
+	m.stats.Count(res)
 	return points
 }
 

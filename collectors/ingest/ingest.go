@@ -52,6 +52,15 @@ func (s *Stats) Received(n int) { s.received.Add(uint64(n)) }
 // Parsed counts metrics understood.
 func (s *Stats) Parsed(n int) { s.parsed.Add(uint64(n)) }
 
+// Count adds a parse's lines and drops (not its samples: callers may drop
+// some of those later, as too_many_series).
+func (s *Stats) Count(res metricfmt.Result) {
+	s.Received(res.Lines)
+	for reason, n := range res.Dropped {
+		s.Drop(reason, n)
+	}
+}
+
 // Drop counts n drops for reason.
 func (s *Stats) Drop(reason string, n int) {
 	if n <= 0 {

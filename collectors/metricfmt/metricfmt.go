@@ -48,7 +48,8 @@ const (
 	DefaultMaxTags      = 32
 )
 
-func (l Limits) withDefaults() Limits {
+// WithDefaults fills the limits left at zero.
+func (l Limits) WithDefaults() Limits {
 	if l.MaxLineBytes <= 0 {
 		l.MaxLineBytes = DefaultMaxLineBytes
 	}
@@ -117,7 +118,7 @@ func Parse(format string, r io.Reader, lim Limits, emit func(collectors.Sample))
 	if err != nil {
 		return Result{}, err
 	}
-	return scan(r, lim.withDefaults(), p, emit)
+	return scan(r, lim.WithDefaults(), p, emit)
 }
 
 func parserOf(format string) (lineParser, error) {
@@ -270,7 +271,7 @@ func ParseLine(format, line string, lim Limits, emit func(collectors.Sample)) (r
 	if err != nil {
 		return ReasonMalformed, err
 	}
-	lim = lim.withDefaults()
+	lim = lim.WithDefaults()
 	if len(line) > lim.MaxLineBytes {
 		return ReasonTooLong, fmt.Errorf("longer than %d bytes", lim.MaxLineBytes)
 	}

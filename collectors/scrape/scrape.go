@@ -108,11 +108,8 @@ func (s *Scraper) scrape(ctx context.Context, emit func(collectors.Sample)) erro
 		smp.Tags = metricfmt.SortTags(append(append([]collectors.Tag(nil), smp.Tags...), s.tag))
 		emit(smp)
 	})
-	s.stats.Received(res.Lines)
+	s.stats.Count(res)
 	s.stats.Parsed(n)
-	for reason, k := range res.Dropped {
-		s.stats.Drop(reason, k)
-	}
 	if body.over {
 		s.stats.Drop(ingest.ReasonTooLarge, 1)
 		return fmt.Errorf("scrape: %s: body over %d bytes, the rest ignored", s.cfg.URL, s.cfg.MaxBytes)

@@ -39,6 +39,7 @@ func New(cfg Config, log *slog.Logger) *Server {
 	if cfg.Addr == "" {
 		cfg.Addr = DefaultAddr
 	}
+	cfg.Limits = cfg.Limits.WithDefaults()
 	s := &Server{cfg: cfg}
 	s.Input = ingest.NewInput(ingest.ListenConfig{Name: "statsd", Addr: cfg.Addr, TCP: cfg.TCP, UDP: cfg.UDP,
 		MaxConns: cfg.MaxConns, MaxLineBytes: cfg.Limits.MaxLineBytes}, s.Handle, log)
@@ -49,14 +50,7 @@ func New(cfg Config, log *slog.Logger) *Server {
 
 // Handle takes one line, as if received.
 func (s *Server) Handle(line []byte) {
-	lim := s.cfg.Limits
-	if lim.MaxNameBytes <= 0 {
-		lim.MaxNameBytes = metricfmt.DefaultMaxNameBytes
-	}
-	if lim.MaxTags <= 0 {
-		lim.MaxTags = metricfmt.DefaultMaxTags
-	}
-	if err := ParseLine(line, lim, s.agg.Add); err != nil {
+	if err := ParseLine(line, s.cfg.Limits, s.agg.Add); err != nil {
 		reason := metricfmt.ReasonMalformed
 		if err == errTooLong {
 			reason = metricfmt.ReasonTooLong
