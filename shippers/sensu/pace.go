@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/stewardhq/steward/internal/backoff"
 )
 
 // The backend stores events asynchronously: each is a read-modify-write of
@@ -114,7 +116,7 @@ func (a *Agent) confirmStored(ctx context.Context, m message, f *flight) {
 	defer cancel()
 	endpoint := strings.TrimRight(a.cfg.APIURL, "/") + "/api/core/v2/namespaces/" + url.PathEscape(a.cfg.Namespace) +
 		"/events/" + url.PathEscape(a.cfg.EntityName) + "/" + url.PathEscape(m.check)
-	delay := 5 * time.Millisecond
+	delay := backoff.Backoff{Initial: 5 * time.Millisecond, Max: 250 * time.Millisecond}
 	for {
 		if a.isStored(ctx, endpoint, m) {
 			a.pace.stored(f)
@@ -124,8 +126,7 @@ func (a *Agent) confirmStored(ctx context.Context, m message, f *flight) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(delay):
-			delay = min(delay*2, 250*time.Millisecond)
+		case <-time.After(delay.Next()):
 		}
 	}
 }
