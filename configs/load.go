@@ -3,9 +3,11 @@ package configs
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -297,7 +299,7 @@ func (d *decoder) decode(path string, v any, rv reflect.Value) {
 			return
 		}
 		fields := tomlFields(rv.Type())
-		keys := sortedKeys(table)
+		keys := slices.Sorted(maps.Keys(table))
 		for _, k := range keys {
 			idx, ok := fields[k]
 			if !ok {
@@ -315,7 +317,7 @@ func (d *decoder) decode(path string, v any, rv reflect.Value) {
 		if rv.IsNil() {
 			rv.Set(reflect.MakeMap(rv.Type()))
 		}
-		for _, k := range sortedKeys(table) {
+		for _, k := range slices.Sorted(maps.Keys(table)) {
 			elem := reflect.New(rv.Type().Elem()).Elem()
 			if elem.Kind() == reflect.Pointer {
 				elem.Set(reflect.New(elem.Type().Elem()))
@@ -435,15 +437,6 @@ func tomlFields(t reflect.Type) map[string]int {
 	return fields
 }
 
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
-}
-
 // suggest names the closest known key when one is near enough to be a typo.
 func suggest(key string, fields map[string]int) string {
 	best, bestDist := "", 3
@@ -480,7 +473,7 @@ func editDistance(a, b string) int {
 
 // programOrder lists programs in the order the file declares them.
 func (d *decoder) programOrder(programs map[string]*Program) []string {
-	names := sortedKeys(programs)
+	names := slices.Sorted(maps.Keys(programs))
 	sort.SliceStable(names, func(i, j int) bool {
 		return d.lines[join("programs", names[i])] < d.lines[join("programs", names[j])]
 	})

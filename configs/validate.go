@@ -2,6 +2,7 @@ package configs
 
 import (
 	"fmt"
+	"maps"
 	"net"
 	"net/url"
 	"os"
@@ -144,7 +145,7 @@ func (d *decoder) validateProgram(cfg *Config, p *Program) {
 	d.validateRewrites(key, p)
 	for name := range p.Rlimits {
 		if _, ok := RlimitResources[name]; !ok {
-			d.add("", join(key+".rlimits", name), "unknown resource (known: %s)", strings.Join(sortedKeys(RlimitResources), ", "))
+			d.add("", join(key+".rlimits", name), "unknown resource (known: %s)", strings.Join(slices.Sorted(maps.Keys(RlimitResources)), ", "))
 		}
 	}
 	for name := range p.Env {
@@ -363,7 +364,7 @@ func (d *decoder) findCycles(cfg *Config) {
 // validateRewrites refuses rewrites that could never happen: of a signal
 // steward never receives or never forwards.
 func (d *decoder) validateRewrites(key string, p *Program) {
-	for _, from := range sortedKeys(p.Signals) {
+	for _, from := range slices.Sorted(maps.Keys(p.Signals)) {
 		k := join(key+".signals", from)
 		sig, err := ParseSignal(from)
 		if err != nil {

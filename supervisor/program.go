@@ -393,13 +393,19 @@ func (s *Supervisor) onExit(p *program, gen int, st ExitStatus) {
 		p.state = StateBackoff
 		p.restarts++
 		s.emit(Event{Program: p.name, Kind: EventRestarting, Delay: delay, Restarts: p.restarts})
-		p.timer = s.after(p, delay, func() {
-			if p.state == StateBackoff && !s.shuttingDown {
-				s.start(p)
-			}
-		})
+		s.startAfter(p, delay)
 	}
 	s.schedule()
+}
+
+// startAfter starts p again once delay has passed, unless it left backoff
+// (stopped by hand) or steward began stopping meanwhile.
+func (s *Supervisor) startAfter(p *program, delay time.Duration) {
+	p.timer = s.after(p, delay, func() {
+		if p.state == StateBackoff && !s.shuttingDown {
+			s.start(p)
+		}
+	})
 }
 
 // resourceShortage tells a start that failed because steward or the
@@ -428,11 +434,7 @@ func (s *Supervisor) retryShortage(p *program, err error) {
 		"delay", delay.String(), "attempts", p.shortages)
 	p.state = StateBackoff
 	s.emit(Event{Program: p.name, Kind: EventRestarting, Delay: delay, Restarts: p.restarts, Message: err.Error()})
-	p.timer = s.after(p, delay, func() {
-		if p.state == StateBackoff && !s.shuttingDown {
-			s.start(p)
-		}
-	})
+	s.startAfter(p, delay)
 	s.schedule()
 }
 

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"os"
 	"slices"
-	"strconv"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -275,7 +274,7 @@ func (s *Supervisor) escapedNow(name string) []int {
 	marker := []byte("STEWARD_PROGRAM=" + name + "\x00")
 	var pids []int
 	for _, pid := range proc.Children("/proc", self) {
-		env, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/environ")
+		env, err := proc.Environ("/proc", pid)
 		if err == nil && (bytes.HasPrefix(env, marker) || bytes.Contains(env, append([]byte{0}, marker...))) {
 			pids = append(pids, proc.LocalPID("/proc", pid))
 		}

@@ -4,9 +4,8 @@ import (
 	"fmt"
 	"strings"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/stewardhq/steward/checks"
+	"github.com/stewardhq/steward/configs"
 	"github.com/stewardhq/steward/supervisor"
 )
 
@@ -89,7 +88,7 @@ func exitText(p *checks.ProgramState) string {
 	case p.OOMKilled:
 		return "being killed by the kernel's OOM killer"
 	case p.LastSignal != 0:
-		return "being killed by " + unix.SignalName(p.LastSignal)
+		return "being killed by " + configs.SignalName(p.LastSignal)
 	case p.LastExitCode >= 0:
 		return fmt.Sprintf("exit code %d", p.LastExitCode)
 	default:

@@ -15,14 +15,12 @@ package programs
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"syscall"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/stewardhq/steward/checks"
 	"github.com/stewardhq/steward/collectors"
+	"github.com/stewardhq/steward/configs"
 	"github.com/stewardhq/steward/stream"
 	"github.com/stewardhq/steward/supervisor"
 )
@@ -242,7 +240,7 @@ func (w *Watcher) note(ev *supervisor.Event) *checks.Report {
 		case in.oomKilled:
 			what = "was killed by the kernel's OOM killer"
 		case ev.Signal != 0:
-			what = "was killed by " + signalName(ev.Signal)
+			what = "was killed by " + configs.SignalName(ev.Signal)
 		}
 		if ev.Message != "" {
 			what += ": " + ev.Message
@@ -285,11 +283,4 @@ func (w *Watcher) report(st supervisor.ProgramStatus) checks.Report {
 	return checks.Report{Name: checks.ProgramCheckName(st.Name), Kind: checks.KindProgram, Target: "program " + st.Name,
 		Health: true, Interval: w.o.Interval, Handlers: w.o.Handlers, Program: ps,
 		Result: checks.Result{Status: status, Output: out, Executed: time.Now()}}
-}
-
-func signalName(sig syscall.Signal) string {
-	if n := unix.SignalName(sig); n != "" {
-		return n
-	}
-	return "signal " + strconv.Itoa(int(sig))
 }

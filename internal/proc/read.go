@@ -16,6 +16,12 @@ func readFile(path string) ([]byte, error) {
 	return b, nil
 }
 
+// Environ reads the environment block of pid under root ("/proc"):
+// NUL-terminated KEY=VALUE entries.
+func Environ(root string, pid int) ([]byte, error) {
+	return readFile(root + "/" + strconv.Itoa(pid) + "/environ")
+}
+
 // Children lists the processes whose parent is ppid: from the kernel's
 // per-thread children lists, or by scanning root ("/proc") where the kernel
 // lacks them (CONFIG_PROC_CHILDREN).
