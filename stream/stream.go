@@ -128,9 +128,10 @@ func (s *Stream[T]) Subscribe(name string, capacity int) *Subscription[T] {
 func (s *Stream[T]) SubscribeBatches(name string, o BatchOptions[T]) *BatchSubscription[T] {
 	ch := make(chan []T, max(o.MaxBatches, 1))
 	sub := &BatchSubscription[T]{C: ch, ch: ch, opts: o, room: make(chan struct{})}
-	sub.drops = s.dropCounter(name)
 	if o.DropOldest {
 		sub.drops = drops.New(nil, "") // counted, never logged: dropping is the design
+	} else {
+		sub.drops = s.dropCounter(name)
 	}
 	s.mu.Lock()
 	s.batches = append(s.batches, sub)
