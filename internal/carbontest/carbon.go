@@ -46,7 +46,7 @@ type Carbon struct {
 // an hour, so a 1 s interval maps each round to its own slot.
 func Start(t testing.TB) *Carbon {
 	t.Helper()
-	return StartIn(t, t.TempDir(), "", freeAddr(t))
+	return StartIn(t, t.TempDir(), "", testutil.FreeAddr(t))
 }
 
 // StartIn starts carbon storing under dir; with web set
@@ -55,13 +55,13 @@ func Start(t testing.TB) *Carbon {
 // written on query.
 func StartIn(t testing.TB, dir, web, query string) *Carbon {
 	t.Helper()
-	c := &Carbon{t: t, dir: dir, Addr: freeAddr(t), Web: web}
+	c := &Carbon{t: t, dir: dir, Addr: testutil.FreeAddr(t), Web: web}
 	tags := "False"
 	if web != "" {
 		tags = "True\nGRAPHITE_URL = http://" + web
 	}
 	_, linePort, _ := net.SplitHostPort(c.Addr)
-	_, picklePort, _ := net.SplitHostPort(freeAddr(t))
+	_, picklePort, _ := net.SplitHostPort(testutil.FreeAddr(t))
 	_, queryPort, _ := net.SplitHostPort(query)
 	conf := fmt.Sprintf(`[cache]
 STORAGE_DIR = %[1]s
@@ -233,7 +233,7 @@ func (c *Carbon) Want(what, series string, ok func(v float64) bool) {
 func StartGraphite(t testing.TB) *Carbon {
 	t.Helper()
 	dir := t.TempDir()
-	web, query := freeAddr(t), freeAddr(t)
+	web, query := testutil.FreeAddr(t), testutil.FreeAddr(t)
 	for _, d := range []string{"py", "whisper", "log/webapp"} {
 		os.MkdirAll(filepath.Join(dir, d), 0o755)
 	}
@@ -337,6 +337,3 @@ func (c *Carbon) WantRendered(what, target string, ok func(v float64) bool) {
 	})
 	c.t.Logf("graphite-web: %s = %v", target, got)
 }
-
-// freeAddr reserves a loopback port for carbon or graphite-web.
-func freeAddr(t testing.TB) string { return testutil.FreeAddr(t) }

@@ -126,7 +126,7 @@ func (s *server) connections() int {
 // hang.
 func (s *server) waitLines(n int) []string {
 	s.t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(testutil.HangGuard)
 	for {
 		got := s.got()
 		if len(got) >= n {
@@ -238,9 +238,9 @@ func TestOutageIsBuffered(t *testing.T) {
 	}
 	// Wait until the shipper has noticed the outage (its first error),
 	// so the restart below really comes after it.
-	for stats(s)["steward.graphite.errors_total;"+srv.addr] == 0 {
-		time.Sleep(5 * time.Millisecond)
-	}
+	testutil.Eventually(t, "the shipper's first error", func() bool {
+		return stats(s)["steward.graphite.errors_total;"+srv.addr] > 0
+	})
 	srv.listen(srv.addr)
 	got := srv.waitLines(10)
 	if ts := timestamps(got); strings.Join(ts, ",") != "1010,1020,1030,1040,1050" {
@@ -342,9 +342,9 @@ func TestBlackHole(t *testing.T) {
 		}
 		s.Ship(big)
 	}
-	for stats(s)["steward.graphite.errors_total;"+srv.addr] == 0 {
-		time.Sleep(5 * time.Millisecond)
-	}
+	testutil.Eventually(t, "the shipper's first error", func() bool {
+		return stats(s)["steward.graphite.errors_total;"+srv.addr] > 0
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
 	err := s.Close(ctx)
@@ -372,9 +372,9 @@ func TestGarbageServer(t *testing.T) {
 	s := newShipper(t, Config{Servers: []string{srv.addr}})
 	for i := 1; i <= 3; i++ {
 		s.Ship(roundAt(i, 1))
-		for strings.Count(got.String(), "\n") < i {
-			time.Sleep(5 * time.Millisecond)
-		}
+		testutil.Eventually(t, fmt.Sprintf("round %d", i), func() bool {
+			return strings.Count(got.String(), "\n") >= i
+		})
 	}
 	if n := srv.connections(); n != 1 {
 		t.Fatalf("%d connections, want the one, kept", n)

@@ -347,7 +347,7 @@ func TestBadCredentialsReportedClearly(t *testing.T) {
 	cfg.Password = "wrong-password-xyz"
 	_, logs := startAgent(t, cfg)
 	waitFor(t, p, "a refused handshake", func() bool { return len(p.Handshakes()) > 0 })
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(testutil.HangGuard)
 	for !strings.Contains(logs.String(), "refused the credentials") && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}
