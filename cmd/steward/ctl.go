@@ -39,8 +39,10 @@ func startCtl(ctx context.Context, w *wiring) (component, error) {
 	c := &ctl{w: w}
 	w.reload = c.reload
 	w.control.Handle("reload", func(ctx context.Context, _ json.RawMessage) (any, error) { return c.reload(ctx) })
-	return commands.Register(w.control, w.sup, commands.Options{LogLines: w.cfg.Control.LogLines,
-		LogBufferLines: w.cfg.Steward.LogBufferLines}), nil
+	cmds := commands.Register(w.control, w.sup, commands.Options{LogLines: w.cfg.Control.LogLines,
+		LogBufferLines: w.cfg.Steward.LogBufferLines, Log: w.log})
+	w.sources.add(cmds.Metrics)
+	return cmds, nil
 }
 
 // reload re-reads the configuration as steward was started with it. A

@@ -11,14 +11,17 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
+	"github.com/stewardhq/steward/collectors"
 	"github.com/stewardhq/steward/configs"
 	"github.com/stewardhq/steward/control"
+	"github.com/stewardhq/steward/internal/drops"
 	"github.com/stewardhq/steward/stream"
 	"github.com/stewardhq/steward/supervisor"
 )
@@ -75,6 +78,8 @@ type Options struct {
 	// LogBufferLines bounds how far the ring may lag behind the programs'
 	// output (steward.log_buffer_lines); the oldest is dropped beyond.
 	LogBufferLines int
+	// Log gets one line per burst of lines a slow `steward logs -f` lost.
+	Log *slog.Logger
 }
 
 // Commands serves the program commands of one running steward.
@@ -88,7 +93,7 @@ type Commands struct {
 // Register adds status, start, stop, restart, signal and logs to srv, and
 // starts keeping the programs' recent lines. Close stops that.
 func Register(srv *control.Server, sup Supervisor, o Options) *Commands {
-	c := &Commands{sup: sup, ring: newLogRing(o.LogLines), done: make(chan struct{})}
+	c := &Commands{sup: sup, ring: newLogRing(o.LogLines, o.Log), done: make(chan struct{})}
 	// One batch per pipe read, never waited for: keeping the ring must not
 	// cost the log pipe a channel send per line, nor ever slow a program.
 	c.sub = sup.Logs().SubscribeBatches("steward logs", stream.BatchOptions[supervisor.LogRecord]{
@@ -134,6 +139,11 @@ func (c *Commands) Finish(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// Metrics emits what the followers of `steward logs -f` lost.
+func (c *Commands) Metrics(emit func(collectors.Sample)) {
+	collectors.EmitCounter(emit, "steward.logs_follow.dropped_total", float64(c.ring.followerDrops.Total()))
 }
 
 // Close stops keeping lines.
@@ -343,6 +353,9 @@ const (
 // holding anything up.
 type logRing struct {
 	max int
+	// followerDrops counts the lines a follower lost because it did not
+	// keep up: the ring never waits for one.
+	followerDrops *drops.Counter
 
 	mu        sync.Mutex
 	programs  map[string]*programLines
@@ -405,8 +418,8 @@ func (pl *programLines) last(k int) []supervisor.LogRecord {
 	return out
 }
 
-func newLogRing(max int) *logRing {
-	return &logRing{max: max, programs: map[string]*programLines{}, followers: map[string][]chan supervisor.LogRecord{}}
+func newLogRing(max int, log *slog.Logger) *logRing {
+	return &logRing{max: max, followerDrops: drops.New(log, "steward logs -f too slow, lines dropped"), programs: map[string]*programLines{}, followers: map[string][]chan supervisor.LogRecord{}}
 }
 
 // add keeps a batch of records, under one lock. The records of a pipe
@@ -445,6 +458,7 @@ func (r *logRing) add(batch []supervisor.LogRecord) {
 			select {
 			case ch <- *rec:
 			default:
+				r.followerDrops.Add(1)
 			}
 		}
 	}

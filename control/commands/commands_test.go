@@ -17,7 +17,7 @@ import (
 // TestLogRingKeepsTheLastLines: the window holds the last max lines (and
 // at most ringBytesPerProgram of text) of each program, in order.
 func TestLogRingKeepsTheLastLines(t *testing.T) {
-	r := newLogRing(100)
+	r := newLogRing(100, nil)
 	for i := range 1000 {
 		r.add([]supervisor.LogRecord{{Program: "a", Text: strconv.Itoa(i)}, {Program: "b", Text: "b" + strconv.Itoa(i)}})
 	}
@@ -102,7 +102,7 @@ func TestLogRingMatchesAModel(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	shared := strings.Repeat("x", 2*ringBytesPerProgram)
 	for _, max := range []int{1, 3, 100} {
-		r := newLogRing(max)
+		r := newLogRing(max, nil)
 		model := map[string][]supervisor.LogRecord{}
 		seq := 0
 		for range 3000 {
@@ -147,5 +147,22 @@ func TestLogRingMatchesAModel(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestSlowFollowerDropsCounted: a `steward logs -f` that does not keep up
+// loses lines past its buffer (the ring never waits for it), and each one
+// is counted, not silently gone.
+func TestSlowFollowerDropsCounted(t *testing.T) {
+	r := newLogRing(10, nil)
+	_, ch := r.snapshot("a", 0, true)
+	for i := range followerBuffer + 25 {
+		r.add([]supervisor.LogRecord{{Program: "a", Text: strconv.Itoa(i)}})
+	}
+	if len(ch) != followerBuffer {
+		t.Fatalf("follower holds %d lines, want its buffer of %d", len(ch), followerBuffer)
+	}
+	if got := r.followerDrops.Total(); got != 25 {
+		t.Fatalf("counted %d dropped lines, want 25", got)
 	}
 }
