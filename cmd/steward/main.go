@@ -286,6 +286,9 @@ type wiring struct {
 	// sensuReports is the Sensu agent's subscription to results, made
 	// before the programs start; the agent starts after them.
 	sensuReports *stream.Subscription[checks.Report]
+	// checkRuns starts the local checks' schedule, set by startChecks and
+	// run by startCheckRuns.
+	checkRuns func()
 }
 
 // starter builds a component. It returns nil when its feature is not
@@ -303,7 +306,7 @@ var starters = []starter{startCheckMetrics, startLogs, startChecks, startSensu, 
 // their exec, and each of them (collectors reading the cgroup, sockets,
 // connections) would delay it. An error stops the programs and steward
 // exits 1, as it would have before starting them.
-var lateStarters = []starter{startMetrics, startSensuAgent, startHTTP, startControl}
+var lateStarters = []starter{startCheckRuns, startMetrics, startSensuAgent, startHTTP, startControl}
 
 // supervisorConfig is the supervisor's part of the config.
 func supervisorConfig(cfg *configs.Config) supervisor.Config {
