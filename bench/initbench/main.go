@@ -288,10 +288,7 @@ func reap(in initProg, orphans string, n int) float64 {
 		fail(in, err)
 	}
 	defer func() { cmd.Process.Kill(); cmd.Wait() }()
-	// The init's children before the zombies come: its programs (a
-	// multi-program config has several).
 	waitChild(cmd.Process.Pid, "orphans")
-	programs := countChildren(cmd.Process.Pid)
 	line, _ := bufio.NewReader(out).ReadString('\n')
 	fields := strings.Fields(line)
 	if len(fields) < 2 {
@@ -301,6 +298,17 @@ func reap(in initProg, orphans string, n int) float64 {
 	t0, err := strconv.ParseInt(fields[0], 10, 64)
 	if err != nil {
 		return -1
+	}
+	// The init's children that are not zombies are its programs (a
+	// multi-program config has several, forked in any order around the
+	// main program): the orphans' zombies come only once their parent
+	// exits, and it forks them for far longer than an init takes to fork
+	// its programs.
+	programs := 0
+	for _, c := range children(cmd.Process.Pid) {
+		if b, err := os.ReadFile("/proc/" + c + "/stat"); err == nil && !strings.Contains(string(b), ") Z ") {
+			programs++
+		}
 	}
 	// The zombies are the init's only once their parent has exited (it is
 	// then a zombie itself, or reaped, in the main program's hands).
