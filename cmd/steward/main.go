@@ -414,7 +414,15 @@ func supervise(args []string, stderr io.Writer) int {
 		// What only the start ran need not stay mapped: released now, for
 		// a short-lived steward, and again once the goroutines the start
 		// launched (accept loops, pipe readers, first reports) have run
-		// their first steps, which on a loaded machine may come later.
+		// their first steps, which on a loaded machine may come later. Not
+		// when steward is stopping already: the stop would only fault the
+		// pages back in, and wait for the release (a container stopped
+		// as it starts).
+		select {
+		case <-sup.ShuttingDown():
+			return
+		default:
+		}
 		releasePages(log)
 		time.AfterFunc(pagesSettle, func() { releasePages(log) })
 	}()
