@@ -41,6 +41,7 @@ func main() {
 	zombies := flag.Int("zombies", 10000, "zombies to reap")
 	base := flag.String("base", "minigo", "the init other figures are compared with")
 	hold := flag.Duration("hold", 0, "also read every init's RSS after it has run this long (all at once, side by side); 0: not")
+	flag.DurationVar(&stopSettle, "stop-settle", 0, "how long each init runs its program before the SIGTERM of the stop measurement")
 	flag.DurationVar(&budget, "budget", 30*time.Second, "time per measurement and init, after at least 3 runs (supervisord takes about a second to start)")
 	flag.Parse()
 	// A shell starts background commands with INT and QUIT ignored, and an
@@ -330,12 +331,15 @@ func reap(in initProg, orphans string, n int) float64 {
 }
 
 // stop: milliseconds from SIGTERM to the init's exit.
+var stopSettle time.Duration
+
 func stop(in initProg) float64 {
 	cmd := command(in, sleepPath(), "100000")
 	if err := cmd.Start(); err != nil {
 		fail(in, err)
 	}
 	waitChild(cmd.Process.Pid, "sleep")
+	time.Sleep(stopSettle)
 	t0 := monotonicNs()
 	cmd.Process.Signal(syscall.SIGTERM)
 	cmd.Wait()
