@@ -113,7 +113,7 @@ func TestCaptureRecordsAndOutput(t *testing.T) {
 	}
 	var got []LogRecord
 	for len(sub.C) > 0 {
-		got = append(got, <-sub.C)
+		got = append(got, *<-sub.C)
 	}
 	want := []struct {
 		text    string
