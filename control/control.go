@@ -331,7 +331,11 @@ func (s *Server) Close(ctx context.Context) error {
 	}
 	// Streams end themselves on the cancel, with a last answer that tells
 	// the client the stream is over; the other connections close now.
-	s.closeConns(false)
+	if s.closeConns(false) == 0 {
+		// No stream to end: steward exits next, and waiting for the
+		// accept loop to notice the closed listener only delayed it.
+		return nil
+	}
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
 	select {
@@ -343,15 +347,19 @@ func (s *Server) Close(ctx context.Context) error {
 	}
 }
 
-// closeConns closes the connections, streams too when all is set.
-func (s *Server) closeConns(all bool) {
+// closeConns closes the connections, streams too when all is set. It
+// returns how many streams it left open.
+func (s *Server) closeConns(all bool) (streams int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for c, streaming := range s.conns {
 		if all || !streaming {
 			c.Close()
+		} else {
+			streams++
 		}
 	}
+	return streams
 }
 
 // dial connects to the steward at path and sends one request. The

@@ -33,7 +33,11 @@ func runChild(t *testing.T, env []string, argv ...string) (string, ExitStatus) {
 	}
 	defer r.Close()
 	exited := make(chan ExitStatus, 1)
-	_, err = processReaper().start(func() (int, error) {
+	reaper, err := processReaper()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = reaper.start(func() (int, error) {
 		return syscall.ForkExec(path, argv, &syscall.ProcAttr{Env: env, Files: []uintptr{null.Fd(), w.Fd(), w.Fd()}})
 	}, func(st ExitStatus) { exited <- st })
 	w.Close()

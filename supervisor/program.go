@@ -127,37 +127,46 @@ func (s *Supervisor) after(p *program, d time.Duration, f func()) *time.Timer {
 }
 
 // schedule starts every waiting program whose dependencies are met, and
-// gives up on those whose dependencies never will be.
+// gives up on those whose dependencies never will be. Of the programs that
+// can start now, the main program is forked first: the others have no
+// order among them (none depends on another), and each fork waits for
+// its child's exec, so a container's app would otherwise start only after
+// every sidecar listed before it had exec'd.
 func (s *Supervisor) schedule() {
-	if s.shuttingDown {
-		return
-	}
-	for _, p := range s.programs {
-		if p.state != StateWaiting {
-			continue
-		}
-		met, blocker := s.dependencies(p)
-		switch {
-		case blocker != nil:
-			code := 1
-			if blocker.last != nil && blocker.last.Code() != 0 {
-				code = blocker.last.Code()
-			}
-			p.state = StateFatal
-			s.emit(Event{Program: p.name, Kind: EventFatal, ExitCode: code,
-				Message: fmt.Sprintf("dependency %s ended (%s) and will never be met", blocker.name, blocker.state)})
-			if p.spec.Main || p.spec.OnFatal == configs.OnFatalStop {
-				s.beginShutdown(p.name+" cannot start", &code)
-				return
-			}
-		case met:
-			s.start(p)
+	for _, main := range []bool{true, false} {
+		for _, p := range s.programs {
 			if s.shuttingDown {
 				return
 			}
+			if p.spec.Main == main && p.state == StateWaiting {
+				s.scheduleProgram(p)
+			}
 		}
 	}
-	s.checkIdle()
+	if !s.shuttingDown {
+		s.checkIdle()
+	}
+}
+
+// scheduleProgram starts p if its dependencies are met, or gives up on it
+// when they never will be.
+func (s *Supervisor) scheduleProgram(p *program) {
+	met, blocker := s.dependencies(p)
+	switch {
+	case blocker != nil:
+		code := 1
+		if blocker.last != nil && blocker.last.Code() != 0 {
+			code = blocker.last.Code()
+		}
+		p.state = StateFatal
+		s.emit(Event{Program: p.name, Kind: EventFatal, ExitCode: code,
+			Message: fmt.Sprintf("dependency %s ended (%s) and will never be met", blocker.name, blocker.state)})
+		if p.spec.Main || p.spec.OnFatal == configs.OnFatalStop {
+			s.beginShutdown(p.name+" cannot start", &code)
+		}
+	case met:
+		s.start(p)
+	}
 }
 
 // dependencies reports whether all of p's dependencies are met, or which

@@ -15,7 +15,8 @@ import (
 var rawHandlerPC, rawRestorerPC uintptr
 
 // Read by rawHandler: the write end of its pipe, steward's pid, and the
-// runtime's own handler (one for every signal), for its URG and PROF.
+// runtime's own handler (one for every signal), for its URG, PROF and
+// faults.
 var (
 	rawWriteFD     uintptr
 	rawSelfPID     int32
@@ -53,11 +54,12 @@ func rtSigaction(sig syscall.Signal, act, old *sigactiont) error {
 
 // setRawHandler makes rawHandler the handler of sig. For the signals it
 // passes on to the runtime (URG, PROF, the faults) it first keeps the
-// runtime's handler, the same for all. All signals are blocked
-// while it runs, as they are for the runtime's handler.
+// runtime's handler, the same for all. All signals are blocked while it
+// runs, as they are for the runtime's handler.
 func setRawHandler(sig syscall.Signal) error {
-	rawSelfPID = int32(unix.Getpid())
-	if sig != syscall.SIGPIPE && sig < 32 { // rawHandler may pass it on to the runtime
+	switch sig {
+	case syscall.SIGURG, syscall.SIGPROF, syscall.SIGILL, syscall.SIGTRAP, syscall.SIGBUS,
+		syscall.SIGFPE, syscall.SIGSEGV, syscall.SIGSTKFLT, syscall.SIGSYS:
 		var old sigactiont
 		if err := rtSigaction(sig, nil, &old); err != nil {
 			return err

@@ -11,6 +11,9 @@ import (
 // see rawsig.go.
 const rawSupported = false
 
-var rawWriteFD uintptr
+var (
+	rawWriteFD uintptr
+	rawSelfPID int32
+)
 
 func setRawHandler(syscall.Signal) error { return errors.ErrUnsupported }

@@ -3,7 +3,6 @@ package supervisor
 import (
 	"errors"
 	"os"
-	"os/signal"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -45,7 +44,7 @@ func (e ExitStatus) Signal() syscall.Signal {
 
 // processReaper is the process's one reaper, shared by every Supervisor:
 // two waiters would steal each other's exit statuses.
-var processReaper = sync.OnceValue(newReaper)
+var processReaper = sync.OnceValues(newReaper)
 
 // reaper is the one and only waiter for child processes. Starting a process
 // and registering its pid happen under the same lock as each wait4 and its
@@ -58,14 +57,16 @@ type reaper struct {
 	sigc    chan os.Signal
 }
 
-func newReaper() *reaper {
+func newReaper() (*reaper, error) {
 	r := &reaper{
 		waiting: map[int]func(ExitStatus){},
 		sigc:    make(chan os.Signal, 1),
 	}
-	signal.Notify(r.sigc, syscall.SIGCHLD)
+	if err := notify(r.sigc, syscall.SIGCHLD); err != nil {
+		return nil, err
+	}
 	go r.run()
-	return r
+	return r, nil
 }
 
 // start runs fork with the lock held and registers onExit for the pid it

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -31,19 +30,11 @@ import (
 //     TRAP, SYS or ABRT sent with kill(2) is not a fault, and the Go runtime
 //     hands such signals to os/signal (si_code SI_USER) while a real fault in
 //     steward still crashes it with a stack dump, as it should.
-//   - URG is forwarded too, although the Go runtime sends URG to its own
-//     threads to preempt goroutines (tgkill, which os/signal cannot tell from
-//     a kill): a program may now and then get a URG nobody sent it. URG is
-//     ignored by default and means only "check for out-of-band data", which
-//     a program handling it must do anyway, so a spare one is harmless; not
-//     forwarding it would break programs that are sent URG on purpose, as
-//     dumb-init users do. URG has its own one-slot channel so that a burst
-//     of them never crowds out another signal.
-//   - PIPE, PROF, 32 and 34 are caught by steward's own handler (rawsig.go)
-//     because the Go runtime keeps them from os/signal; PIPE, PROF and 34
-//     (glibc's SIGRTMIN) are forwarded like the rest, except a PIPE raised
-//     by steward's own writes. 32 and 33 belong to the C library and the Go
-//     runtime and are ignored.
+//   - URG is forwarded too, except the URGs the Go runtime sends its own
+//     threads to preempt goroutines (rawsig.go).
+//   - PIPE is forwarded, except a PIPE raised by steward's own writes; 32
+//     and 33 belong to the C library and the Go runtime and are ignored
+//     (rawsig.go).
 
 // signals are the channels steward's loop receives signals on.
 type signals struct {
@@ -55,13 +46,12 @@ type signals struct {
 }
 
 // caughtSignals lists the signals steward catches and forwards, URG aside.
-func caughtSignals(jobControlIgnored bool) []os.Signal {
-	var out []os.Signal
+func caughtSignals(jobControlIgnored bool) []syscall.Signal {
+	var out []syscall.Signal
 	for n := 1; n <= configs.SigRTMax; n++ {
 		sig := syscall.Signal(n)
 		switch {
 		case configs.NotForwarded(sig) != nil:
-		case rawSupported && slices.Contains(rawSignals, sig): // rawsig.go
 		case sig == syscall.SIGURG:
 		case (sig == syscall.SIGTTIN || sig == syscall.SIGTTOU) && jobControlIgnored:
 		default:
@@ -72,13 +62,11 @@ func caughtSignals(jobControlIgnored bool) []os.Signal {
 }
 
 // catchSignals starts catching every signal steward handles. The signals
-// stay registered for the life of the process: steward exits once its
-// supervisor is done, and unregistering waits for the signal machinery to
-// go idle.
+// stay caught for the life of the process: steward exits once its
+// supervisor is done.
 func catchSignals(jobControlIgnored bool) (*signals, error) {
 	s := &signals{
-		// Room for every distinct signal: os/signal drops what does not
-		// fit, and each signal is pending at most once in the runtime.
+		// Room for every distinct signal: each is pending at most once.
 		c:                 make(chan os.Signal, configs.SigRTMax),
 		urg:               make(chan os.Signal, 1),
 		jobControlIgnored: jobControlIgnored,
@@ -86,11 +74,17 @@ func catchSignals(jobControlIgnored bool) (*signals, error) {
 	if jobControlIgnored {
 		signal.Ignore(syscall.SIGTTIN, syscall.SIGTTOU)
 	}
-	signal.Notify(s.c, caughtSignals(jobControlIgnored)...)
-	if !rawSupported {
-		signal.Notify(s.urg, syscall.SIGURG)
+	if err := notify(s.c, caughtSignals(jobControlIgnored)...); err != nil {
+		return nil, err
 	}
-	if err := catchRaw(s.c); err != nil {
+	// Without steward's handler the runtime's own preemption URGs come
+	// too, in bursts: they get a one-slot channel of their own so that
+	// they never crowd out another signal.
+	urg := s.c
+	if !rawSupported {
+		urg = s.urg
+	}
+	if err := notify(urg, syscall.SIGURG); err != nil {
 		return nil, err
 	}
 	return s, nil

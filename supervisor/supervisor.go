@@ -168,7 +168,9 @@ func New(cfg Config, log *slog.Logger, opts ...Option) (*Supervisor, error) {
 	s.cfg.Programs = nil // the programs live in s.programs from here on
 	s.reorder()
 	s.inheritedIgnored = startIgnored()
-	s.reaper = processReaper()
+	if s.reaper, err = processReaper(); err != nil {
+		return nil, err
+	}
 	if s.sigs, err = catchSignals(isTerminal(0) || isTerminal(1) || isTerminal(2)); err != nil {
 		return nil, err
 	}

@@ -41,6 +41,7 @@ func main() {
 	zombies := flag.Int("zombies", 10000, "zombies to reap")
 	base := flag.String("base", "minigo", "the init other figures are compared with")
 	hold := flag.Duration("hold", 0, "also read every init's RSS after it has run this long (all at once, side by side); 0: not")
+	flag.DurationVar(&stopSettle, "stop-settle", 0, "how long each init runs its program before the SIGTERM of the stop measurement")
 	flag.DurationVar(&budget, "budget", 30*time.Second, "time per measurement and init, after at least 3 runs (supervisord takes about a second to start)")
 	flag.Parse()
 	// A shell starts background commands with INT and QUIT ignored, and an
@@ -288,10 +289,7 @@ func reap(in initProg, orphans string, n int) float64 {
 		fail(in, err)
 	}
 	defer func() { cmd.Process.Kill(); cmd.Wait() }()
-	// The init's children before the zombies come: its programs (a
-	// multi-program config has several).
 	waitChild(cmd.Process.Pid, "orphans")
-	programs := countChildren(cmd.Process.Pid)
 	line, _ := bufio.NewReader(out).ReadString('\n')
 	fields := strings.Fields(line)
 	if len(fields) < 2 {
@@ -301,6 +299,17 @@ func reap(in initProg, orphans string, n int) float64 {
 	t0, err := strconv.ParseInt(fields[0], 10, 64)
 	if err != nil {
 		return -1
+	}
+	// The init's children that are not zombies are its programs (a
+	// multi-program config has several, forked in any order around the
+	// main program): the orphans' zombies come only once their parent
+	// exits, and it forks them for far longer than an init takes to fork
+	// its programs.
+	programs := 0
+	for _, c := range children(cmd.Process.Pid) {
+		if b, err := os.ReadFile("/proc/" + c + "/stat"); err == nil && !strings.Contains(string(b), ") Z ") {
+			programs++
+		}
 	}
 	// The zombies are the init's only once their parent has exited (it is
 	// then a zombie itself, or reaped, in the main program's hands).
@@ -322,12 +331,15 @@ func reap(in initProg, orphans string, n int) float64 {
 }
 
 // stop: milliseconds from SIGTERM to the init's exit.
+var stopSettle time.Duration
+
 func stop(in initProg) float64 {
 	cmd := command(in, sleepPath(), "100000")
 	if err := cmd.Start(); err != nil {
 		fail(in, err)
 	}
 	waitChild(cmd.Process.Pid, "sleep")
+	time.Sleep(stopSettle)
 	t0 := monotonicNs()
 	cmd.Process.Signal(syscall.SIGTERM)
 	cmd.Wait()

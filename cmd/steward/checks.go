@@ -33,7 +33,10 @@ func startChecks(ctx context.Context, w *wiring) (component, error) {
 	}
 	c := &checksComponent{sched: checks.NewScheduler(list, publish, w.log), done: make(chan struct{})}
 	ctx, c.cancel = context.WithCancel(ctx)
-	c.sched.Start(ctx)
+	// The checks' first runs wait for the programs' first forks
+	// (startCheckRuns): a command check forks through the same reaper, and
+	// every run takes CPU the main program's start needs.
+	w.checkRuns = func() { c.sched.Start(ctx) }
 	pw := programs.New(w.sup, w.health, w.results, programs.Options{Interval: w.cfg.Health.ProgramInterval.D(),
 		Handlers: w.cfg.Sensu.Handlers, CgroupRoot: cgroupRoot})
 	wctx, stopWatcher := context.WithCancel(ctx)
@@ -58,6 +61,15 @@ func startChecks(ctx context.Context, w *wiring) (component, error) {
 		w.log.Info("checks scheduled", "checks", len(list))
 	}
 	return c, nil
+}
+
+// startCheckRuns starts the local checks' schedule, once the programs that
+// could start at once have been forked.
+func startCheckRuns(_ context.Context, w *wiring) (component, error) {
+	if w.checkRuns != nil {
+		w.checkRuns()
+	}
+	return nil, nil
 }
 
 func writeReport(rw http.ResponseWriter, rep checks.HealthReport, ok bool) {

@@ -286,6 +286,9 @@ type wiring struct {
 	// sensuReports is the Sensu agent's subscription to results, made
 	// before the programs start; the agent starts after them.
 	sensuReports *stream.Subscription[checks.Report]
+	// checkRuns starts the local checks' schedule, set by startChecks and
+	// run by startCheckRuns.
+	checkRuns func()
 }
 
 // starter builds a component. It returns nil when its feature is not
@@ -303,7 +306,7 @@ var starters = []starter{startCheckMetrics, startLogs, startChecks, startSensu, 
 // their exec, and each of them (collectors reading the cgroup, sockets,
 // connections) would delay it. An error stops the programs and steward
 // exits 1, as it would have before starting them.
-var lateStarters = []starter{startMetrics, startSensuAgent, startHTTP, startControl}
+var lateStarters = []starter{startCheckRuns, startMetrics, startSensuAgent, startHTTP, startControl}
 
 // supervisorConfig is the supervisor's part of the config.
 func supervisorConfig(cfg *configs.Config) supervisor.Config {
@@ -411,7 +414,15 @@ func supervise(args []string, stderr io.Writer) int {
 		// What only the start ran need not stay mapped: released now, for
 		// a short-lived steward, and again once the goroutines the start
 		// launched (accept loops, pipe readers, first reports) have run
-		// their first steps, which on a loaded machine may come later.
+		// their first steps, which on a loaded machine may come later. Not
+		// when steward is stopping already: the stop would only fault the
+		// pages back in, and wait for the release (a container stopped
+		// as it starts).
+		select {
+		case <-sup.ShuttingDown():
+			return
+		default:
+		}
 		releasePages(log)
 		time.AfterFunc(pagesSettle, func() { releasePages(log) })
 	}()

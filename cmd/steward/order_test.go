@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"syscall"
 	"testing"
 )
@@ -160,5 +161,34 @@ command = ["sh", "-c", "sleep 0.2; exit 5"]
 	}
 	if index(in.events("main"), "main", "stopping") < 0 {
 		t.Fatal("main was not stopped")
+	}
+}
+
+// TestMainForkedFirst: of the programs that can start at once, the main
+// program is forked first, before the programs listed ahead of it and
+// before any check's first command, which wait until the programs are
+// forked (issue 14: the app's start waits for nothing a PID 1 does not
+// need). Process ids in a fresh PID namespace only grow, so the main
+// program's is the smallest.
+func TestMainForkedFirst(t *testing.T) {
+	in := start(t, runOpts{config: `
+[programs.a]
+command = ["sh", "-c", "echo $$ > $T/a.pid; exec sleep 1000"]
+
+[programs.b]
+command = ["sh", "-c", "echo $$ > $T/b.pid; exec sleep 1000"]
+
+[checks.c]
+command = ["sh", "-c", "echo $$ >> $T/c.pid"]
+interval = "1h"
+`, command: []string{"sh", "-c", `echo $$ > $T/main.pid; until [ -s $T/a.pid ] && [ -s $T/b.pid ] && [ -s $T/c.pid ]; do sleep 0.01; done`}})
+	if got := in.wait(); got != 0 {
+		t.Fatalf("exit code %d, want 0", got)
+	}
+	mainPID := readInts(t, filepath.Join(in.dir, "main.pid"))[0]
+	for _, other := range []string{"a", "b", "c"} {
+		if pid := readInts(t, filepath.Join(in.dir, other+".pid"))[0]; pid < mainPID {
+			t.Errorf("%s was forked (pid %d) before the main program (pid %d)", other, pid, mainPID)
+		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/net/netutil"
@@ -20,7 +21,12 @@ import (
 // other components added to the mux.
 type httpComponent struct {
 	srv  *http.Server
+	ln   net.Listener
 	done chan struct{}
+	// conns counts the connections open (new, active or idle).
+	conns atomic.Int64
+	// closed is set when Close closed the listener itself.
+	closed atomic.Bool
 }
 
 // Bounds of the HTTP endpoint, which probes and scrapers use: a handful of
@@ -53,10 +59,18 @@ func startHTTP(ctx context.Context, w *wiring) (component, error) {
 	ln = netutil.LimitListener(ln, httpMaxConns)
 	c := &httpComponent{srv: &http.Server{Handler: w.mux, ReadHeaderTimeout: httpHeaderTimeout,
 		IdleTimeout: httpIdleTimeout, WriteTimeout: httpWriteTimeout, MaxHeaderBytes: 16 << 10},
-		done: make(chan struct{})}
+		ln: ln, done: make(chan struct{})}
+	c.srv.ConnState = func(_ net.Conn, st http.ConnState) {
+		switch st {
+		case http.StateNew:
+			c.conns.Add(1)
+		case http.StateClosed, http.StateHijacked:
+			c.conns.Add(-1)
+		}
+	}
 	go func() {
 		defer close(c.done)
-		if err := c.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := c.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) && !c.closed.Load() {
 			w.log.Error("http endpoint", "err", err)
 		}
 	}()
@@ -64,7 +78,15 @@ func startHTTP(ctx context.Context, w *wiring) (component, error) {
 	return c, nil
 }
 
+// Close lets the requests in flight finish, within ctx. With none,
+// closing the listener is the whole of it: steward exits next, and waiting
+// for the accept loop to notice (Shutdown does) added a goroutine's wake-up
+// to every stop (issue 14's SIGTERM-to-exit figure).
 func (c *httpComponent) Close(ctx context.Context) error {
+	if c.conns.Load() == 0 {
+		c.closed.Store(true)
+		return c.ln.Close()
+	}
 	err := c.srv.Shutdown(ctx)
 	<-c.done
 	return err

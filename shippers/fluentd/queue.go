@@ -44,16 +44,20 @@ type queue struct {
 	log       *slog.Logger
 }
 
-func newQueue(memCap int64, sp *spool, st *counters, log *slog.Logger) *queue {
-	q := &queue{memCap: memCap, spool: sp, ready: make(chan struct{}, 1), st: st, log: log,
+func newQueue(memCap int64, st *counters, log *slog.Logger) *queue {
+	q := &queue{memCap: memCap, ready: make(chan struct{}, 1), st: st, log: log,
 		room: make(chan struct{}, 1), spillWait: spillWait, connected: st.connected.Load}
 	st.dropped = drops.New(log, "fluentd: buffer full, oldest records dropped")
-	if sp != nil {
-		sp.onDrop = func(lines int, _ int64) { q.dropped(lines) }
-		sp.enforceCap()
-	}
 	q.updateGauges()
 	return q
+}
+
+// attach gives the queue its spool, before anything is pushed or popped.
+func (q *queue) attach(sp *spool) {
+	q.spool = sp
+	sp.onDrop = func(lines int, _ int64) { q.dropped(lines) }
+	sp.enforceCap()
+	q.updateGauges()
 }
 
 func (q *queue) dropped(lines int) { q.st.dropped.Add(lines) }

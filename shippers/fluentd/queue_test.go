@@ -12,7 +12,8 @@ func fullQueue(t *testing.T, st *counters) (*queue, []*chunk) {
 	sp := openTestSpool(t, t.TempDir(), 1<<20)
 	t.Cleanup(func() { sp.close() })
 	st.connected.Store(true)
-	q := newQueue(5000, sp, st, quietLog())
+	q := newQueue(5000, st, quietLog())
+	q.attach(sp)
 	var held []*chunk
 	for i := range 4 {
 		q.push(testChunk(i, 1))

@@ -2,6 +2,7 @@ package fluentd
 
 import (
 	"context"
+	"errors"
 	"net"
 	"os"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/stewardhq/steward/internal/testutil"
 	"github.com/stewardhq/steward/shippers/fluentd/fluentdtest"
+	logstream "github.com/stewardhq/steward/stream"
 	"github.com/stewardhq/steward/supervisor"
 )
 
@@ -299,6 +301,7 @@ func TestUnwritableSpoolDirFallsBackToTemp(t *testing.T) {
 	cfg := testutil.LoadConfig(t, config(t, []string{closedAddr(t)}, ""), "app")
 	cfg.Fluentd.SpoolDir = filepath.Join(file, "spool") // under a file: cannot be made
 	h := startShipper(t, cfg)
+	<-h.s.opened // Start opens the spool in its goroutine
 	if !h.out.contains("using a temporary one") || h.s.spool == nil || !strings.HasPrefix(h.s.spool.dir, os.TempDir()) {
 		t.Fatalf("log:\n%s", h.out)
 	}
@@ -384,5 +387,39 @@ func TestFlushDeadlineWithAServerThatStopsReading(t *testing.T) {
 	}
 	for len(accepted) > 0 {
 		(<-accepted).Close()
+	}
+}
+
+// TestNewLeavesTheDiskToStart: New touches no disk (steward forks its
+// programs between New and Start, and the spool's directory, its segments
+// and /proc reads delayed the first fork): the spool directory appears
+// only once Start has run, and lines published before it opened are sent
+// from it as the others.
+func TestNewLeavesTheDiskToStart(t *testing.T) {
+	c := newCollector()
+	p := listen(t, fluentdtest.Config{OnEvent: c.onEvent(true)})
+	cfg := testutil.LoadConfig(t, config(t, []string{p.Addr()}, ""), "app")
+	cfg.Fluentd.SpoolDir = filepath.Join(t.TempDir(), "spool")
+	s, err := New(shipperConfig(cfg), quietLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(cfg.Fluentd.SpoolDir); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("New made the spool directory (stat: %v)", err)
+	}
+	h := &harness{t: t, s: s, logs: logstream.New[supervisor.LogRecord]("logs", quietLog()), out: &testLog{}}
+	s.Start(h.logs)
+	h.publish("web", "stdout", "l", 0, 100)
+	<-s.opened
+	if _, err := os.Stat(cfg.Fluentd.SpoolDir); err != nil {
+		t.Fatalf("no spool directory after Start: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := s.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st := s.Stats(); st.Sent != 100 {
+		t.Fatalf("sent %d of 100 lines: %+v", st.Sent, st)
 	}
 }

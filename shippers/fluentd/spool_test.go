@@ -142,7 +142,7 @@ func TestSpoolIsLocked(t *testing.T) {
 
 func TestQueueWithoutSpoolDropsOldest(t *testing.T) {
 	var st counters
-	q := newQueue(10000, nil, &st, quietLog())
+	q := newQueue(10000, &st, quietLog())
 	for i := range 30 {
 		q.push(testChunk(i, 2)) // about 1 KB each
 	}
@@ -158,7 +158,8 @@ func TestQueueSpillsOldestAndReadsSpoolFirst(t *testing.T) {
 	var st counters
 	sp := openTestSpool(t, t.TempDir(), 1<<20)
 	defer sp.close()
-	q := newQueue(5000, sp, &st, quietLog())
+	q := newQueue(5000, &st, quietLog())
+	q.attach(sp)
 	for i := range 20 {
 		q.push(testChunk(i, 1))
 	}
