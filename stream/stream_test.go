@@ -123,8 +123,8 @@ func TestItemSubscribersGetBatchesValueByValue(t *testing.T) {
 		t.Fatalf("dropped %d, want 2", sub.Dropped())
 	}
 	for want := 1; want <= 3; want++ {
-		if v := <-sub.C; v != want {
-			t.Fatalf("got %d, want %d", v, want)
+		if v := <-sub.C; *v != want {
+			t.Fatalf("got %d, want %d", *v, want)
 		}
 	}
 	var wg sync.WaitGroup

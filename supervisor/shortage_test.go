@@ -92,7 +92,7 @@ backoff_max = "50ms"
 		select {
 		case ev := <-events.C:
 			if ev.Program == "worker" && ev.Kind == EventFatal {
-				t.Fatalf("worker went fatal: %+v", ev)
+				t.Fatalf("worker went fatal: %+v", *ev)
 			}
 			continue
 		default:

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -96,6 +97,50 @@ func TestSplitLinesCutsLongLines(t *testing.T) {
 	}
 }
 
+// TestSplitLinesBufferGrowsOnlyWhenFilled: the read buffer starts small
+// and grows only as far as what is read needs, up to max; lines are cut
+// at max bytes exactly, as with a buffer of max from the start, and
+// nothing is lost whatever the reads' sizes.
+func TestSplitLinesBufferGrowsOnlyWhenFilled(t *testing.T) {
+	const max = 10000 // not a power of two times the first size
+	small := 0
+	if err := splitLines(strings.NewReader("a\nb\n"), max, func(buf []byte, _ []piece) { small = len(buf) }); err != nil {
+		t.Fatal(err)
+	}
+	if small != minReadBuffer {
+		t.Fatalf("buffer of %d bytes for two short lines, want %d", small, minReadBuffer)
+	}
+	mk := func(n int) string { return strings.Repeat(string(rune('a'+n%26)), n) }
+	var in strings.Builder
+	var want []string
+	for _, n := range []int{10, 5000, 9000, max - 1, max, max + 1, 3 * max, 25000, 1, 0, 4095, 4096, 4097} {
+		want = append(want, mk(n))
+		in.WriteString(mk(n) + "\n")
+	}
+	for i := range 3000 { // many short lines: reads that fill the buffer
+		want = append(want, strconv.Itoa(i))
+		in.WriteString(strconv.Itoa(i) + "\n")
+	}
+	for _, chunk := range []int{0, 1, 999, 4096, 70000} {
+		got := lines(t, in.String(), max, chunk)
+		var rebuilt []string
+		var cur strings.Builder
+		for i, p := range got {
+			if len(p.text) > max || (p.partial && len(p.text) != max) {
+				t.Fatalf("chunk %d: piece %d: %d bytes, partial %v", chunk, i, len(p.text), p.partial)
+			}
+			cur.Write(p.text)
+			if !p.partial {
+				rebuilt = append(rebuilt, cur.String())
+				cur.Reset()
+			}
+		}
+		if !slices.Equal(rebuilt, want) {
+			t.Fatalf("chunk %d: %d lines rebuilt, want %d", chunk, len(rebuilt), len(want))
+		}
+	}
+}
+
 // TestCaptureRecordsAndOutput: what a pipe delivers reaches the output with
 // prefixes at line starts only, and the stream with partial flags.
 func TestCaptureRecordsAndOutput(t *testing.T) {
@@ -113,7 +158,7 @@ func TestCaptureRecordsAndOutput(t *testing.T) {
 	}
 	var got []LogRecord
 	for len(sub.C) > 0 {
-		got = append(got, <-sub.C)
+		got = append(got, *<-sub.C)
 	}
 	want := []struct {
 		text    string

@@ -108,7 +108,7 @@ func (w *Watcher) Run(ctx context.Context) {
 			if !ok {
 				return
 			}
-			w.update(ctx, &ev, false, w.o.StatusTimeout)
+			w.update(ctx, ev, false, w.o.StatusTimeout)
 		case <-tick.C:
 			w.update(ctx, nil, true, w.o.StatusTimeout)
 		}
@@ -171,7 +171,7 @@ func (w *Watcher) drain() {
 			if !ok {
 				return
 			}
-			w.publishCrash(w.note(&ev))
+			w.publishCrash(w.note(ev))
 		default:
 			return
 		}

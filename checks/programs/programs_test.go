@@ -104,7 +104,7 @@ func TestWatcherForgetsRemovedProgram(t *testing.T) {
 			select {
 			case r := <-sub.C:
 				if r.Name == "program-side" {
-					last = r
+					last = *r
 				}
 			default:
 				return last.Status == checks.OK
@@ -144,7 +144,8 @@ func TestWatcherReportsFatalAfterSupervisorEnded(t *testing.T) {
 			<-done
 			var got checks.Report
 			select {
-			case got = <-sub.C:
+			case r := <-sub.C:
+				got = *r
 			default:
 			}
 			if got.Name != "program-worker" || got.Status != checks.Critical || !strings.Contains(got.Output, "worker is fatal") {

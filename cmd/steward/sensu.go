@@ -56,7 +56,7 @@ func startSensuAgent(ctx context.Context, w *wiring) (component, error) {
 	go func() {
 		defer close(c.done)
 		for r := range sub.C {
-			agent.Publish(r)
+			agent.Publish(*r)
 		}
 	}()
 	return c, nil

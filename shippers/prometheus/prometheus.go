@@ -24,13 +24,21 @@ type Config struct {
 	App, Version, Host string
 }
 
-// Exporter keeps the latest round, rendered, and serves it.
+// Exporter keeps the latest round and serves it, rendered.
+//
+// A round is rendered when a scrape asks for it, once: rendering every
+// round whether or not anyone scrapes made about 100 KB of garbage per
+// round (a name and a label set per series), most of what a steward with
+// metrics on allocated between scrapes that may never come.
 type Exporter struct {
 	cfg Config
 	log *slog.Logger
 
-	mu   sync.RWMutex
-	page []byte
+	mu      sync.Mutex
+	round   []collectors.Sample // the latest round, its tags in tags
+	tags    []collectors.Tag
+	page    []byte // round rendered; nil until a scrape asks
+	started bool   // a round has come
 }
 
 // New returns an exporter that serves nothing until the first round.
@@ -38,12 +46,34 @@ func New(cfg Config, log *slog.Logger) *Exporter {
 	return &Exporter{cfg: cfg, log: log}
 }
 
-// Ship renders a round; the exporter keeps no reference to samples.
+// Ship keeps a round. The exporter keeps no reference to samples: it
+// copies them, and their tags, into its own slices, reused round after
+// round (strings are immutable, so copying their headers is enough).
 func (e *Exporter) Ship(samples []collectors.Sample) {
-	page := Render(samples, e.cfg)
 	e.mu.Lock()
-	e.page = page
-	e.mu.Unlock()
+	defer e.mu.Unlock()
+	e.round, e.tags = e.round[:0], e.tags[:0]
+	for _, s := range samples {
+		e.tags = append(e.tags, s.Tags...)
+	}
+	at := 0
+	for _, s := range samples {
+		s.Tags = e.tags[at : at+len(s.Tags) : at+len(s.Tags)]
+		at += len(s.Tags)
+		e.round = append(e.round, s)
+	}
+	e.page, e.started = nil, true
+}
+
+// latest returns the latest round rendered, rendering it on the first ask.
+func (e *Exporter) latest() []byte {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.page == nil && e.started {
+		// A new slice each time: a scrape may still be writing the last.
+		e.page = Render(e.round, e.cfg)
+	}
+	return e.page
 }
 
 // ServeHTTP answers a scrape with the latest round.
@@ -53,9 +83,7 @@ func (e *Exporter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 		return
 	}
-	e.mu.RLock()
-	page := e.page
-	e.mu.RUnlock()
+	page := e.latest()
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 	_, _ = w.Write(page)
 }

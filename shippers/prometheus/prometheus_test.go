@@ -105,3 +105,29 @@ func labelValue(m *dto.Metric, name string) string {
 	}
 	return ""
 }
+
+// TestShipCopiesAndRendersOnlyWhenScraped: a round costs no allocation
+// until a scrape asks for it (rounds nobody scrapes made garbage), and the
+// exporter keeps none of the caller's slices: what the caller reuses
+// afterwards does not change what is served.
+func TestShipCopiesAndRendersOnlyWhenScraped(t *testing.T) {
+	e := New(id, slog.New(slog.DiscardHandler))
+	samples := round()
+	e.Ship(samples) // first round: the exporter's slices grow
+	if n := testing.AllocsPerRun(20, func() { e.Ship(samples) }); n != 0 {
+		t.Fatalf("Ship allocates %v times a round with no scrape", n)
+	}
+	want := string(Render(samples, id))
+	for i := range samples {
+		samples[i].Value = -1
+		if len(samples[i].Tags) > 0 {
+			samples[i].Tags[0].Value = "reused"
+		}
+	}
+	samples[0].Name = "reused.name"
+	rec := httptest.NewRecorder()
+	e.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	if rec.Body.String() != want {
+		t.Fatalf("served\n%s\nwant the round as shipped\n%s", rec.Body.String(), want)
+	}
+}
