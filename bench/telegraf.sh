@@ -129,10 +129,12 @@ Where the series differ (same sources read; names and shapes are each tool's own
   (/proc/PID/status, io, ...) than it keeps.
 - steward sends /proc/net/sockstat (8 series); Telegraf has no input for it.
 - steward sends derived series (working set = usage - inactive_file, CPU in
-  seconds, IO summed over devices); Telegraf sends the raw fields (per device
-  for IO, a limit of "unlimited" as its number) and leaves the sums to queries.
-- Self-metrics: steward's own (steward.*), against Telegraf's inputs.internal
-  (agent, per-plugin gather and write statistics, Go memstats).
+  seconds, IO summed over devices, a limit only when one is set); Telegraf
+  sends the raw fields (IO per device and direction, inactive_file itself, an
+  unlimited limit as its number) and leaves the arithmetic to queries.
+- Self-metrics: steward's own (steward.*, check.status), against Telegraf's
+  inputs.internal (agent, per-input gather and per-output write statistics,
+  Go memstats).
 EOF
 if [ -n "${STEWARD_BENCH_KEEP:-}" ]; then
 	mkdir -p "$STEWARD_BENCH_KEEP" && cp "$out"/series/*.series "$conf" "$STEWARD_BENCH_KEEP"/
