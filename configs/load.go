@@ -11,6 +11,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/stewardhq/steward/internal/suggest"
 )
 
 // Problem is one thing wrong with the configuration.
@@ -303,7 +305,7 @@ func (d *decoder) decode(path string, v any, rv reflect.Value) {
 		for _, k := range keys {
 			idx, ok := fields[k]
 			if !ok {
-				d.add("", join(path, k), "unknown key%s", suggest(k, fields))
+				d.add("", join(path, k), "unknown key%s", didYouMean(k, fields))
 				continue
 			}
 			d.decode(join(path, k), table[k], rv.Field(idx))
@@ -437,38 +439,14 @@ func tomlFields(t reflect.Type) map[string]int {
 	return fields
 }
 
-// suggest names the closest known key when one is near enough to be a typo.
-func suggest(key string, fields map[string]int) string {
-	best, bestDist := "", 3
-	for name := range fields {
-		if dist := editDistance(key, name); dist < bestDist || dist == bestDist && name < best {
-			best, bestDist = name, dist
-		}
-	}
+// didYouMean names the closest known key when one is near enough to be a
+// typo.
+func didYouMean(key string, fields map[string]int) string {
+	best := suggest.Closest(key, slices.Collect(maps.Keys(fields)), 2)
 	if best == "" {
 		return ""
 	}
 	return fmt.Sprintf(" (did you mean %q?)", best)
-}
-
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
 
 // programOrder lists programs in the order the file declares them.

@@ -166,7 +166,7 @@ func (d *decoder) validateProgram(cfg *Config, p *Program) {
 		other, ok := cfg.Programs[dep.Name]
 		switch {
 		case !ok:
-			d.add("", key+".depends_on", "unknown program %q%s", dep.Name, suggest(dep.Name, programIndex(cfg)))
+			d.add("", key+".depends_on", "unknown program %q%s", dep.Name, didYouMean(dep.Name, programIndex(cfg)))
 			continue
 		case dep.Name == p.Name:
 			d.add("", key+".depends_on", "a program cannot depend on itself")

@@ -62,12 +62,11 @@ import (
 // loses nothing: a wake-up is already pending.
 //
 // Where no such handler exists (other architectures), signal.Notify
-// catches what it can: URG with the runtime's own included, PIPE and PROF
-// are not forwarded, and 32 and 34 terminate steward.
-
-// runtimeOnly are the signals only steward's handler can catch.
-var runtimeOnly = []syscall.Signal{syscall.SIGPIPE, syscall.SIGURG, syscall.SIGPROF, 32, configs.SigRTMin,
-	syscall.SIGILL, syscall.SIGTRAP, syscall.SIGBUS, syscall.SIGFPE, syscall.SIGSEGV, syscall.SIGSTKFLT, syscall.SIGSYS}
+// catches the rest: URG with the runtime's own included, the fault signals
+// a process sent with kill (sigqueue'd ones still crash steward), PIPE and
+// PROF not at all (the runtime keeps PROF; steward's own PIPEs could not
+// be told from a kill), and 32 terminates steward.
+var osSignalKeeps = []syscall.Signal{syscall.SIGPIPE, syscall.SIGPROF}
 
 // rawPending is the set of signals caught and not yet handed over: bit n-1
 // for signal n. rawHandler sets bits; readRaw takes them.
@@ -88,7 +87,7 @@ func notify(c chan<- os.Signal, sigs ...syscall.Signal) error {
 	if !rawSupported {
 		var caught []os.Signal
 		for _, sig := range sigs {
-			if sig == syscall.SIGURG || !slices.Contains(runtimeOnly, sig) {
+			if !slices.Contains(osSignalKeeps, sig) {
 				caught = append(caught, sig)
 			}
 		}

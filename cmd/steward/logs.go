@@ -4,8 +4,10 @@ import (
 	"context"
 	"os"
 	"runtime/debug"
+	"time"
 
 	"github.com/stewardhq/steward/configs"
+	"github.com/stewardhq/steward/internal/gcpace"
 	"github.com/stewardhq/steward/shippers/fluentd"
 )
 
@@ -27,13 +29,17 @@ func startLogs(ctx context.Context, w *wiring) (component, error) {
 	// up to a third more CPU per line than with 200 (measured with
 	// bench/fluentd.sh). 150 takes most of that back for about 1.5 MiB
 	// more at the peak (200 cost 3.5 MiB: too near the 24 MiB the log
-	// path promises). A soft memory
+	// path promises). That is the pace while collections come often; an
+	// idle steward, collected every minute or two, goes to a tight pace
+	// (gcpace: the heap goal is at least 4 MiB × GOGC/100, and what the
+	// heap grew to stays resident). A soft memory
 	// limit well above what the bounds need makes the collector work
 	// harder before steward's memory could grow past it for any other
 	// reason: only a backstop, the bounds are the fix. GOGC and
 	// GOMEMLIMIT, when set, win.
 	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(logPathGCPercent)
+		gcpace.Start(gcpace.Options{Busy: logPathGCPercent, Idle: idleGCPercent,
+			BusyWithin: 10 * time.Second, IdleAfter: time.Minute})
 	}
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(memoryBackstop + 2*int64(w.cfg.Fluentd.QueueBytes))
@@ -45,7 +51,10 @@ func startLogs(ctx context.Context, w *wiring) (component, error) {
 
 const (
 	logPathGCPercent = 150
-	memoryBackstop   = 16 << 20
+	// idleGCPercent makes the heap goal of an idle steward 2 MiB: a
+	// collection every few minutes at its rate of garbage.
+	idleGCPercent  = 50
+	memoryBackstop = 16 << 20
 )
 
 // fluentdConfig is the shipper's part of the config snapshot.

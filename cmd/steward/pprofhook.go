@@ -6,15 +6,15 @@ package main
 // in a release binary): with STEWARD_HEAPPROFILE=FILE, steward writes its
 // heap profile to FILE each time the heap in use reaches a new peak, so
 // FILE holds the profile at the peak; with STEWARD_CPUPROFILE=FILE it
-// writes a CPU profile of its first STEWARD_CPUPROFILE_SECONDS (default 5).
+// writes a CPU profile of its first STEWARD_CPUPROFILE_SECONDS (default 5):
+// a profile of a shorter life needs that many seconds set (steward catches
+// TERM with its own handler, which os/signal here would not see).
 
 import (
 	"os"
-	"os/signal"
 	"runtime"
 	"runtime/pprof"
 	"strconv"
-	"syscall"
 	"time"
 )
 
@@ -25,16 +25,10 @@ func init() {
 			secs = 5
 		}
 		if f, err := os.Create(path); err == nil && pprof.StartCPUProfile(f) == nil {
-			term := make(chan os.Signal, 1)
-			signal.Notify(term, syscall.SIGTERM)
-			go func() {
-				select {
-				case <-term:
-				case <-time.After(time.Duration(secs * float64(time.Second))):
-				}
+			time.AfterFunc(time.Duration(secs*float64(time.Second)), func() {
 				pprof.StopCPUProfile()
 				f.Close()
-			}()
+			})
 		}
 	}
 	path := os.Getenv("STEWARD_HEAPPROFILE")

@@ -58,7 +58,31 @@ type addrRange struct{ start, end uintptr }
 // readOnlyRanges parses /proc/PID/maps for the private, read-only
 // mappings of path.
 func readOnlyRanges(r io.Reader, path string) ([]addrRange, error) {
+	maps, err := Mappings(r, path)
+	if err != nil {
+		return nil, err
+	}
 	var out []addrRange
+	for _, m := range maps {
+		if len(m.Perms) != 4 || m.Perms[1] != '-' || m.Perms[3] != 'p' {
+			continue // writable, or shared
+		}
+		out = append(out, addrRange{m.Start, m.End})
+	}
+	return out, nil
+}
+
+// Mapping is a line of /proc/PID/maps: an address range, its permissions
+// (r-xp) and the offset in the file it maps.
+type Mapping struct {
+	Start, End uintptr
+	Perms      string
+	Offset     uint64
+}
+
+// Mappings parses /proc/PID/maps for the mappings of the file path.
+func Mappings(r io.Reader, path string) ([]Mapping, error) {
+	var out []Mapping
 	sc := bufio.NewScanner(r)
 	for sc.Scan() {
 		// 00400000-008ca000 r-xp 00000000 fe:00 9995691   /path
@@ -66,20 +90,17 @@ func readOnlyRanges(r io.Reader, path string) ([]addrRange, error) {
 		if len(f) < 6 || strings.Join(f[5:], " ") != path {
 			continue
 		}
-		perms := f[1]
-		if len(perms) != 4 || perms[1] != '-' || perms[3] != 'p' {
-			continue // writable, or shared
-		}
 		lo, hi, ok := strings.Cut(f[0], "-")
 		if !ok {
 			continue
 		}
 		start, err1 := strconv.ParseUint(lo, 16, 64)
 		end, err2 := strconv.ParseUint(hi, 16, 64)
-		if err1 != nil || err2 != nil || end <= start {
+		off, err3 := strconv.ParseUint(f[2], 16, 64)
+		if err1 != nil || err2 != nil || err3 != nil || end <= start {
 			continue
 		}
-		out = append(out, addrRange{uintptr(start), uintptr(end)})
+		out = append(out, Mapping{Start: uintptr(start), End: uintptr(end), Perms: f[1], Offset: off})
 	}
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("pages: maps: %w", err)

@@ -24,6 +24,10 @@ func TestReadOnlyRanges(t *testing.T) {
 	if len(got) != len(want) || got[0] != want[0] || got[1] != want[1] {
 		t.Fatalf("got %x, want %x", got, want)
 	}
+	all, err := Mappings(strings.NewReader(maps), "/usr/local/bin/steward")
+	if err != nil || len(all) != 4 || all[1] != (Mapping{0x8ca000, 0xdda000, "r--p", 0x4ca000}) || all[3].Perms != "r--s" {
+		t.Fatalf("Mappings: %+v, %v", all, err)
+	}
 	got, _ = readOnlyRanges(strings.NewReader(maps), "/opt/my dir/steward")
 	if len(got) != 1 || got[0] != (addrRange{0x7f0000002000, 0x7f0000003000}) {
 		t.Fatalf("path with a space: %x", got)
@@ -64,4 +68,21 @@ func TestRelease(t *testing.T) {
 	if strconv.Itoa(m["a"]) != "1" {
 		t.Fatal("?")
 	}
+}
+
+func FuzzMappings(f *testing.F) {
+	f.Add("00400000-008ca000 r-xp 00000000 fe:00 9995691 /usr/local/bin/steward\n", "/usr/local/bin/steward")
+	f.Add("7f0000002000-7f0000003000 r-xp 00001000 fe:00 14   /opt/my dir/steward\nzz-1 r 0 0 0 /x\n", "/opt/my dir/steward")
+	f.Add("1-0 r--p 0 0 0 /x\nffffffffffffffffff-1 r--p 0 0 0 /x\n", "/x")
+	f.Fuzz(func(t *testing.T, maps, path string) {
+		got, err := Mappings(strings.NewReader(maps), path)
+		if err != nil {
+			return
+		}
+		for _, m := range got {
+			if m.End <= m.Start {
+				t.Fatalf("mapping %+v ends before it starts", m)
+			}
+		}
+	})
 }
