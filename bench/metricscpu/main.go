@@ -43,6 +43,7 @@ import (
 	"time"
 
 	"github.com/stewardhq/steward/internal/proc"
+	"github.com/stewardhq/steward/internal/testutil"
 )
 
 // The sleeps' arguments tell the programs apart for a collector that
@@ -310,28 +311,11 @@ type result struct {
 	rss   int64 // bytes, at the window's end
 }
 
-// lockedBuffer keeps what a run wrote to stderr, shown only when it
-// reports a problem: a quiet run prints nothing of it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.b.Len() > 1<<20 {
-		return len(p), nil
-	}
-	return l.b.Write(p)
-}
-
-// problems are the lines of stderr that report an error or a warning.
-func (l *lockedBuffer) problems() []string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
+// problems are the lines of a run's stderr that report an error or a
+// warning: a quiet run prints nothing of it.
+func problems(stderr string) []string {
 	var out []string
-	for _, line := range strings.Split(l.b.String(), "\n") {
+	for _, line := range strings.Split(stderr, "\n") {
 		low := strings.ToLower(line)
 		if strings.Contains(low, "error") || strings.Contains(low, "warn") || strings.Contains(line, " E! ") || strings.Contains(line, " W! ") {
 			out = append(out, line)
@@ -340,18 +324,12 @@ func (l *lockedBuffer) problems() []string {
 	return out
 }
 
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // run starts cmd, waits warmup, and returns its CPU time over window.
 // With a sink, the window starts half an interval after a burst of lines
 // (a collection sent), so it holds whole collections, as many for every
 // collector whatever its phase.
 func run(name string, cmd *exec.Cmd, sink *sink, interval, warmup, window time.Duration) result {
-	stderr := &lockedBuffer{}
+	stderr := &testutil.LockedBuffer{}
 	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		fail(err)
@@ -367,7 +345,7 @@ func run(name string, cmd *exec.Cmd, sink *sink, interval, warmup, window time.D
 			cmd.Process.Kill()
 			<-done
 		}
-		for _, line := range stderr.problems() {
+		for _, line := range problems(stderr.String()) {
 			fmt.Fprintf(os.Stderr, "%s: %s\n", name, line)
 		}
 	}()
