@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -23,6 +22,7 @@ import (
 	"github.com/stewardhq/steward/configs"
 	"github.com/stewardhq/steward/control"
 	"github.com/stewardhq/steward/internal/buildinfo"
+	_ "github.com/stewardhq/steward/internal/oneproc" // one P from the start
 	"github.com/stewardhq/steward/internal/pages"
 	"github.com/stewardhq/steward/internal/suggest"
 	"github.com/stewardhq/steward/stream"
@@ -58,17 +58,6 @@ const (
 )
 
 func main() {
-	// One P: a PID 1 shares the container's CPUs with the app, and its work
-	// (waiting on pipes, signals, sockets and timers) never needs two
-	// cores at once. Every hand-off between goroutines then stays on one
-	// thread instead of waking another (on the 2-core development VM:
-	// SIGTERM to exit 1.63x -> 1.36x of bench/minigo, anonymous RSS 1.17
-	// -> 0.97 MiB; forwarding a burst of a million log lines 1.02x the
-	// throughput at 0.85x the CPU per line, the writer and the peer having
-	// the other core; issue 14). GOMAXPROCS, when set, wins.
-	if os.Getenv("GOMAXPROCS") == "" {
-		runtime.GOMAXPROCS(1)
-	}
 	code := run(os.Args[1:], os.Stdout, os.Stderr)
 	if supervisor.IsMachineInit("/proc") {
 		// The machine's own init (a VM's /init) must never exit: the kernel
