@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -371,6 +372,10 @@ func supervise(args []string, stderr io.Writer) int {
 			return
 		}
 		for _, start := range lateStarters {
+			// steward runs on one P (internal/oneproc): a signal that came
+			// meanwhile is handled first, and a stop does not wait for
+			// the rest of the start.
+			runtime.Gosched()
 			select {
 			case <-sup.ShuttingDown():
 				return // nothing to serve any more: exit the sooner
@@ -387,13 +392,14 @@ func supervise(args []string, stderr io.Writer) int {
 				started = append(started, c)
 			}
 		}
-		// What only the start ran need not stay mapped: released now, for
-		// a short-lived steward, and again once the goroutines the start
-		// launched (accept loops, pipe readers, first reports) have run
-		// their first steps, which on a loaded machine may come later. Not
-		// when steward is stopping already: the stop would only fault the
-		// pages back in, and wait for the release (a container stopped
-		// as it starts).
+		// What only the start ran need not stay mapped: released once the
+		// goroutines the start launched (accept loops, pipe readers,
+		// first reports) have run their first steps (on one P, those
+		// ready now run before this one goes on), and again later, when
+		// on a loaded machine some come later. Not when steward is
+		// stopping already: the stop would only fault the pages back in,
+		// and wait for the release (a container stopped as it starts).
+		runtime.Gosched()
 		select {
 		case <-sup.ShuttingDown():
 			return
