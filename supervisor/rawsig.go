@@ -123,6 +123,12 @@ func startRaw() error {
 	// broken stdout returns EPIPE instead of ending steward with SIGPIPE;
 	// the handler installed over it still sees every PIPE someone sends.
 	signal.Ignore(syscall.SIGPIPE)
+	// 32 belongs to the C library and is never forwarded, but a Go binary
+	// without cgo leaves it at its default, terminate: caught, with no
+	// channel to go to, it is dropped.
+	if err := setRawHandler(32); err != nil {
+		return fmt.Errorf("supervisor: catch 32: %w", err)
+	}
 	go readRaw(os.NewFile(uintptr(p[0]), "signals"))
 	return nil
 }
