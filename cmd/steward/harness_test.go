@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -341,6 +342,17 @@ func index(events []event, program, kind string) int {
 		}
 	}
 	return -1
+}
+
+// waitHTTP waits until steward's HTTP endpoint listens: it starts once
+// the programs are forked (a late starter), so a program's "started"
+// event does not mean it answers yet.
+func (in *instance) waitHTTP() {
+	in.t.Helper()
+	testutil.Eventually(in.t, "the http endpoint listening", func() bool {
+		in.failIfExited("the http endpoint listened")
+		return slices.ContainsFunc(in.logLines(), func(e event) bool { return e.str("msg") == "http endpoint listening" })
+	})
 }
 
 // waitEvent waits for the first event of program with kind.

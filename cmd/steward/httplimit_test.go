@@ -30,7 +30,7 @@ addr = %q
 main = true
 command = ["sleep", "1000"]
 `, addr)})
-	in.waitEvent("app", "started")
+	in.waitHTTP()
 	resp, err := http.Get("http://" + addr + "/healthz")
 	if err != nil {
 		t.Fatal(err)

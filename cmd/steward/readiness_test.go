@@ -56,6 +56,7 @@ command = ["sleep", "1000"]
 start_secs = 0
 `, addr, sock)})
 	in.waitEvent("side", "started")
+	in.waitHTTP()
 	testutil.Eventually(t, "ready", func() bool { code, _ := readyz(t, addr); return code == http.StatusOK })
 	if out, code := ctlRun(t, sock, "stop", "side"); code != 0 {
 		t.Fatalf("stop side (exit %d): %s", code, out)
@@ -105,6 +106,7 @@ start_retries = 0
 `})
 	in.waitEvent("broken", "fatal")
 	in.waitEvent("side", "started")
+	in.waitHTTP()
 	testutil.Eventually(t, "unhealthy with broken fatal, program-side in the metrics", func() bool {
 		code, _ := getJSON(t, "http://"+addr+"/healthz")
 		return code == http.StatusServiceUnavailable && strings.Contains(metricsText(t, addr), `check="program-side"`)

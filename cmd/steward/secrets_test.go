@@ -103,6 +103,7 @@ health = true
 `})
 	testutil.Eventually(t, "the check's event", func() bool { return len(sentEvents(t, p, "api")) > 0 })
 	ev := sentEvents(t, p, "api")[0].Check
+	in.waitHTTP()
 	resp, err := http.Get("http://" + addr + "/healthz")
 	if err != nil {
 		t.Fatal(err)
